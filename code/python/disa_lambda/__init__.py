@@ -1,0 +1,1 @@
+"""Code that runs in Disa's Lambda functions: handlers, logic, data access, models."""

@@ -1,0 +1,148 @@
+"""The only code that reads or writes the Disa table. Items stay in AttributeValue form,
+the same form stream images arrive in, so the logic sees one shape of item."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import boto3
+from botocore.exceptions import ClientError
+
+from disa_lambda.logic.attempts import Claim
+from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
+
+_NAMES = {
+    "#status": Field.STATUS,
+    "#reason": Field.STATUS_REASON,
+    "#attempt": Field.ATTEMPT,
+    "#token": Field.CLAIM_TOKEN,
+    "#shard": Field.DUE_SHARD,
+    "#due": Field.DUE_AT,
+    "#updated": Field.UPDATED_AT,
+}
+
+
+class ItemStore:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self._table = table_name
+        self._client = client or boto3.client("dynamodb")
+
+    def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool:
+        """PENDING attempt 1 for an item no one has touched. False if it already has a status."""
+        return self._update(
+            key,
+            "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
+            "acceptedAt = :now, #updated = :now",
+            "attribute_not_exists(#status)",
+            {
+                ":pending": {"S": Status.PENDING.value},
+                ":attempt": {"N": str(claim.attempt)},
+                ":token": {"S": claim.token},
+                ":shard": {"S": claim.shard},
+                ":due": {"N": str(claim.lease_until)},
+                ":now": {"S": now_iso},
+            },
+            names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+        ) is not None
+
+    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str) -> bool:
+        """REJECTED with a reason, unless the pipeline has already claimed the item.
+
+        An inserter who wrote a status of their own has it replaced: only Disa sets status.
+        """
+        return self._update(
+            key,
+            "SET #status = :rejected, #reason = :reason, #updated = :now",
+            "attribute_not_exists(#token)",
+            {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}},
+            names=("#status", "#reason", "#updated", "#token"),
+        ) is not None
+
+    def claim_due(
+        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
+    ) -> dict[str, Any] | None:
+        """Take a due item for a new attempt. Returns the whole item as it is now, or None
+        if another run (or a late execution) changed it after it was read."""
+        return self._update(
+            key,
+            "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
+            "#updated = :now",
+            "#status = :observed AND #token = :observedToken",
+            {
+                ":pending": {"S": Status.PENDING.value},
+                ":attempt": {"N": str(claim.attempt)},
+                ":token": {"S": claim.token},
+                ":shard": {"S": claim.shard},
+                ":due": {"N": str(claim.lease_until)},
+                ":now": {"S": now_iso},
+                ":observed": {"S": observed_status},
+                ":observedToken": {"S": observed_token},
+            },
+            names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+        )
+
+    def finish_unclaimable(
+        self, key: Mapping[str, Any], observed_status: str, observed_token: str, status: Status, reason: str, now_iso: str
+    ) -> bool:
+        """Move a due item to a final status (ABANDONED or REJECTED) and out of the due index."""
+        return self._update(
+            key,
+            "SET #status = :final, #reason = :reason, #updated = :now REMOVE #shard, #due",
+            "#status = :observed AND #token = :observedToken",
+            {
+                ":final": {"S": status.value},
+                ":reason": {"S": reason},
+                ":now": {"S": now_iso},
+                ":observed": {"S": observed_status},
+                ":observedToken": {"S": observed_token},
+            },
+            names=("#status", "#reason", "#updated", "#shard", "#due", "#token"),
+        ) is not None
+
+    def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]:
+        """Items in one due-index shard whose ``dueAt`` has passed, oldest first, paginated."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX_NAME,
+            "KeyConditionExpression": "#shard = :shard AND #due <= :now",
+            "ExpressionAttributeNames": {"#shard": Field.DUE_SHARD, "#due": Field.DUE_AT},
+            "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now_epoch)}},
+            "Limit": page_size,
+        }
+        while True:
+            try:
+                page = self._client.query(**request)
+            except ClientError as error:
+                raise StoreUnavailable(f"query of {DUE_INDEX_NAME} failed: {error}") from error
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _update(
+        self,
+        key: Mapping[str, Any],
+        update: str,
+        condition: str,
+        values: Mapping[str, Any],
+        names: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        # An update creates a missing item; requiring the key keeps a late write from
+        # resurrecting an item its owner deleted.
+        key_name = next(iter(key))
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=dict(key),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(#key) AND ({condition})",
+                ExpressionAttributeNames={"#key": key_name, **{name: _NAMES[name] for name in names}},
+                ExpressionAttributeValues=dict(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise StoreUnavailable(f"update of item {dict(key)} failed: {error}") from error
+        return response["Attributes"]

@@ -1,0 +1,44 @@
+"""Stream trigger: each DynamoDB INSERT record becomes a REJECTED item or a started execution.
+
+Partial batch responses report only records whose item could not be written; a record
+is never failed for bad content (that is REJECTED) nor for a failed start (the claim's
+lease hands it to the retry job), so one poison record cannot block the shard.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.workflow import Workflow
+from disa_lambda.logic import clock, intake
+from disa_lambda.models.settings import TriggerSettings
+from disa_lambda.observability import logger
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+_rng = random.SystemRandom()
+
+
+@cache
+def _dependencies() -> tuple[TriggerSettings, ItemStore, Workflow]:
+    settings = TriggerSettings.from_env()
+    return settings, ItemStore(settings.TABLE_NAME), Workflow(settings.STATE_MACHINE_ARN)
+
+
+def record_handler(record: DynamoDBRecord) -> str:
+    settings, store, workflow = _dependencies()
+    outcome = intake.handle_insert(record.raw_event, settings, store, workflow, clock.now(), _rng)
+    logger.info("item taken in", outcome=outcome.value, key=record.raw_event["dynamodb"]["Keys"])
+    return outcome.value
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _dependencies()  # settings errors surface once, at the start of the batch
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

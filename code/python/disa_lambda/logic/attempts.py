@@ -1,0 +1,152 @@
+"""Plans one publishing attempt: its claim on the item, its execution input and name.
+
+A claim is what makes starts idempotent without relying on execution names (Express
+workflows do not deduplicate names): the item is updated conditionally to carry a fresh
+``claimToken``, and every later status write by the execution is conditional on that
+token. A redelivered stream record or an overlapping retry run loses the conditional
+claim and starts nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from disa_lambda.models.settings import PublishingSettings
+from disa_lambda.models.status import DUE_INDEX_SHARDS
+
+# Step Functions and SNS both cap a payload at 262,144 bytes. The state keeps the input
+# plus the publish result or a caught error (whose Cause can be long), so Disa leaves
+# room for them.
+PAYLOAD_LIMIT_BYTES = 262_144
+STATE_GROWTH_RESERVE_BYTES = 16_384
+
+_ATTRIBUTE_TYPES = {"S": "String", "N": "Number", "SS": "String.Array", "NS": "String.Array"}
+
+
+class ItemUnpublishable(ValueError):
+    """The item passes the schema but cannot be published as it is (reason is user-facing)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    attempt: int
+    lease_until: int
+    shard: str
+    retry_at: int
+    abandon_on_failure: bool
+
+
+def key_digest(key: Mapping[str, Any]) -> str:
+    """A stable hex digest of a key in AttributeValue form (independent of attribute order)."""
+    canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def retry_delay_seconds(attempt: int, settings: PublishingSettings, rng: random.Random) -> int:
+    """Exponential backoff with equal jitter before the attempt after ``attempt``.
+
+    Half the capped delay is fixed so a retry never comes immediately; the other half is
+    random so items that failed together do not come back together.
+    """
+    capped = min(settings.RETRY_MAX_DELAY_SECONDS, settings.RETRY_BASE_DELAY_SECONDS * 2 ** (attempt - 1))
+    return int(capped / 2 + rng.uniform(0, capped / 2))
+
+
+def plan_claim(
+    key: Mapping[str, Any], attempt: int, now: float, settings: PublishingSettings, rng: random.Random
+) -> Claim:
+    lease_until = int(now) + settings.LEASE_SECONDS
+    return Claim(
+        token=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+        attempt=attempt,
+        lease_until=lease_until,
+        shard=str(int(key_digest(key)[:8], 16) % DUE_INDEX_SHARDS),
+        retry_at=int(now) + retry_delay_seconds(attempt, settings, rng),
+        abandon_on_failure=attempt >= settings.MAX_ATTEMPTS,
+    )
+
+
+def execution_name(key: Mapping[str, Any], claim: Claim) -> str:
+    """Readable, unique per claim, within the 80-character limit of execution names."""
+    return f"{key_digest(key)[:24]}-a{claim.attempt}-{claim.token[:16]}"
+
+
+def publish_parameters(
+    key: Mapping[str, Any], item: Mapping[str, Any], topic_is_fifo: bool, accepted_at: str
+) -> dict[str, Any]:
+    """Build sns:publish parameters (without TopicArn) from a contract-valid item.
+
+    Raises ItemUnpublishable when the item is valid by the schema but not for this topic.
+    """
+    params: dict[str, Any] = {
+        "Message": item["message"]["S"],
+        "MessageAttributes": {
+            name: _message_attribute(value) for name, value in item.get("attributes", {}).get("M", {}).items()
+        },
+    }
+    if "subject" in item:
+        params["Subject"] = item["subject"]["S"]
+    group = item.get("messageGroupId", {}).get("S")
+    dedup = item.get("deduplicationId", {}).get("S")
+    if topic_is_fifo:
+        if group is None:
+            raise ItemUnpublishable("messageGroupId: required because the topic is FIFO; add a string attribute messageGroupId")
+        params["MessageGroupId"] = group
+        # Stable across attempts of one insert, so SNS drops a second copy when a publish
+        # succeeded but its status was not recorded; accepted_at keeps a later re-insert
+        # of the same key from being dropped as a duplicate.
+        params["MessageDeduplicationId"] = dedup or key_digest({"key": key, "acceptedAt": accepted_at})[:64]
+    elif group is not None or dedup is not None:
+        field = "messageGroupId" if group is not None else "deduplicationId"
+        raise ItemUnpublishable(f"{field}: only FIFO topics take it and this topic is standard; remove it")
+    size = _sns_size(params)
+    if size > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
+        raise ItemUnpublishable(
+            f"message: too large to publish: message and attributes are {size} bytes, Disa's limit is "
+            f"{PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES} (SNS and Step Functions cap payloads at "
+            f"{PAYLOAD_LIMIT_BYTES}); shorten it or store the body elsewhere and send a reference"
+        )
+    return params
+
+
+def _message_attribute(value: Mapping[str, Any]) -> dict[str, str]:
+    (dynamo_type, raw), = value.items()
+    if dynamo_type == "SS":
+        rendered = json.dumps(sorted(raw), ensure_ascii=False)
+    elif dynamo_type == "NS":
+        # String.Array carries numbers as JSON numbers; DynamoDB already normalised them.
+        rendered = "[" + ",".join(sorted(raw, key=float)) + "]"
+    else:
+        rendered = raw
+    return {"DataType": _ATTRIBUTE_TYPES[dynamo_type], "StringValue": rendered}
+
+
+def _sns_size(params: Mapping[str, Any]) -> int:
+    size = len(params["Message"].encode("utf-8"))
+    for name, attribute in params["MessageAttributes"].items():
+        size += len(name.encode()) + len(attribute["DataType"]) + len(attribute["StringValue"].encode("utf-8"))
+    return size
+
+
+def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, Any]) -> dict[str, Any]:
+    """The state machine input (contract: contracts/execution-input.schema.json)."""
+    document = {
+        "key": dict(key),
+        "claimToken": claim.token,
+        "attempt": claim.attempt,
+        "publish": dict(publish),
+        "onFailure": {"abandon": claim.abandon_on_failure, "retryAt": str(claim.retry_at)},
+    }
+    encoded = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    if len(encoded) > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
+        raise ItemUnpublishable(
+            f"message: too large once escaped for Step Functions ({len(encoded)} bytes, limit "
+            f"{PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES}); shorten it"
+        )
+    return document

@@ -1,0 +1,74 @@
+"""What happens to one inserted item: REJECTED with a reason, or claimed and started."""
+
+from __future__ import annotations
+
+import random
+from enum import Enum
+from typing import Any, Mapping, Protocol
+
+from disa_lambda.logic import attempts, clock
+from disa_lambda.logic.validation import find_problem
+from disa_lambda.models.exceptions import MalformedStreamRecord, WorkflowStartFailed
+from disa_lambda.models.settings import PublishingSettings
+
+
+class IntakeOutcome(str, Enum):
+    STARTED = "started"
+    REJECTED = "rejected"
+    ALREADY_HANDLED = "already-handled"
+    START_DEFERRED = "start-deferred"
+
+
+class Store(Protocol):
+    def claim_new(self, key: Mapping[str, Any], claim: attempts.Claim, now_iso: str) -> bool: ...
+    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str) -> bool: ...
+
+
+class Starter(Protocol):
+    def start(self, name: str, document: Mapping[str, Any]) -> str: ...
+
+
+def handle_insert(
+    record: Mapping[str, Any],
+    settings: PublishingSettings,
+    store: Store,
+    workflow: Starter,
+    now: float,
+    rng: random.Random,
+) -> IntakeOutcome:
+    """Process one DynamoDB stream INSERT record (AWS shape, NEW_AND_OLD_IMAGES)."""
+    change = record.get("dynamodb") or {}
+    key, image = change.get("Keys"), change.get("NewImage")
+    if record.get("eventName") != "INSERT" or not key or image is None:
+        raise MalformedStreamRecord(
+            f"record {record.get('eventID')} is not an INSERT with Keys and NewImage; "
+            "the table stream must use NEW_AND_OLD_IMAGES and the mapping must filter on INSERT"
+        )
+    body = {name: value for name, value in image.items() if name not in key}
+    now_iso = clock.iso(now)
+    problem = find_problem(body)
+    publish = None
+    if problem is None:
+        try:
+            publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, accepted_at=now_iso)
+        except attempts.ItemUnpublishable as unpublishable:
+            problem = str(unpublishable)
+    if problem is not None:
+        store.reject(key, problem, now_iso)
+        return IntakeOutcome.REJECTED
+    claim = attempts.plan_claim(key, 1, now, settings, rng)
+    try:
+        document = attempts.execution_input(key, claim, publish)
+    except attempts.ItemUnpublishable as unpublishable:
+        store.reject(key, str(unpublishable), now_iso)
+        return IntakeOutcome.REJECTED
+    if not store.claim_new(key, claim, now_iso):
+        # A redelivered record, or the item was deleted: this record starts nothing.
+        return IntakeOutcome.ALREADY_HANDLED
+    try:
+        workflow.start(attempts.execution_name(key, claim), document)
+    except WorkflowStartFailed:
+        # The claim stands: when its lease ends the retry job claims the item again.
+        # Failing the record would not help, since a redelivery finds it claimed.
+        return IntakeOutcome.START_DEFERRED
+    return IntakeOutcome.STARTED

@@ -1,0 +1,70 @@
+"""Checks an inserted item against the item contract and explains what is wrong in words
+a person can act on. Every reason starts with the attribute it is about."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any, Callable, Mapping
+
+import fastjsonschema
+
+from disa_lambda import contracts
+
+
+@cache
+def _item_validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(contracts.load("item"))
+
+
+def pipeline_owned_fields() -> frozenset[str]:
+    return frozenset(contracts.load("item")["x-pipeline-owned"])
+
+
+def known_fields() -> tuple[str, ...]:
+    return tuple(contracts.load("item")["properties"])
+
+
+def find_problem(body: Mapping[str, Any]) -> str | None:
+    """Return why ``body`` (an item image without its key attributes) breaks the contract,
+    or None when it is valid."""
+    owned = sorted(set(body) & pipeline_owned_fields())
+    if owned:
+        return f"{owned[0]}: is written by Disa, not by the inserter; insert the item without it"
+    try:
+        _item_validator()(dict(body))
+    except fastjsonschema.JsonSchemaValueException as error:
+        return _explain(error, body)
+    return None
+
+
+def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, Any]) -> str:
+    schema = contracts.load("item")
+    path = [str(part) for part in (error.path or [])][1:]  # drop the leading "data"
+    if not path:
+        if error.rule == "required":
+            return schema["x-missing-message"]
+        unknown = sorted(set(body) - set(schema["properties"]))
+        return (
+            f"{unknown[0]}: not an attribute Disa knows; check its spelling "
+            f"(allowed besides the key: {', '.join(schema['properties'])})"
+        )
+    # The deepest schema node on the error's path that carries a sentence explains it best.
+    node, reason = schema, None
+    for part in path:
+        child = node.get("properties", {}).get(part)
+        if child is None and isinstance(node.get("additionalProperties"), dict):
+            child = node["additionalProperties"]
+        if child is None:
+            break
+        node = child
+        reason = node.get("x-reasons", {}).get(error.rule, node.get("x-reason", reason))
+    where = path[0]
+    if path[0] == "attributes":
+        if len(path) >= 3:  # attributes, M, <name>, ...: name the message attribute itself
+            where = f"attributes.{path[2]}"
+        elif error.rule == "propertyNames":
+            pattern = re.compile(schema["properties"]["attributes"]["properties"]["M"]["propertyNames"]["pattern"])
+            bad = next((name for name in body["attributes"]["M"] if not pattern.search(name)), "")
+            where = f"attributes.{bad}"
+    return f"{where}: {reason}"

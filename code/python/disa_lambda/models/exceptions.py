@@ -1,0 +1,26 @@
+"""Domain errors. Class names are stable: logs and alarms refer to them."""
+
+
+class DisaError(Exception):
+    """Base of every error Disa raises on purpose."""
+
+
+class SettingsError(DisaError):
+    """An environment variable the function needs is missing or malformed."""
+
+
+class MalformedStreamRecord(DisaError):
+    """A stream record lacks what a NEW_AND_OLD_IMAGES INSERT record must carry."""
+
+
+class ClaimLost(DisaError):
+    """Another writer changed the item first; this writer must leave it alone."""
+
+
+class StoreUnavailable(DisaError):
+    """DynamoDB refused a write for a reason other than a failed condition."""
+
+
+class WorkflowStartFailed(DisaError):
+    """StartExecution failed after the item was claimed; its lease will expire and the
+    retry job will claim it again."""

@@ -1,0 +1,103 @@
+"""Environment of each function, validated at cold start.
+
+Field names are the environment variable names in cft/nested-stacks/functions.yaml,
+exactly; tests/templates/test_environment.py checks both directions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+from disa_lambda.models.exceptions import SettingsError
+
+# Read by Powertools itself, not by Disa's code; declared here so the template check
+# knows every variable a function receives has a reader.
+READ_BY_POWERTOOLS = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"})
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        raise SettingsError(f"environment variable {name} is not set")
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from error
+    if value < minimum:
+        raise SettingsError(f"{name}={value} is below its minimum {minimum}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise SettingsError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class PublishingSettings:
+    """What every function that starts a publishing attempt needs."""
+
+    TABLE_NAME: str
+    STATE_MACHINE_ARN: str
+    TOPIC_IS_FIFO: bool
+    MAX_ATTEMPTS: int
+    LEASE_SECONDS: int
+    RETRY_BASE_DELAY_SECONDS: int
+    RETRY_MAX_DELAY_SECONDS: int
+
+    @classmethod
+    def _common(cls, env: Mapping[str, str]) -> dict:
+        fifo = env.get("TOPIC_IS_FIFO", "")
+        if fifo not in ("true", "false"):
+            raise SettingsError(f"TOPIC_IS_FIFO={fifo!r} must be 'true' or 'false'")
+        base = _int(env, "RETRY_BASE_DELAY_SECONDS", 1)
+        ceiling = _int(env, "RETRY_MAX_DELAY_SECONDS", 1)
+        if ceiling < base:
+            raise SettingsError("RETRY_MAX_DELAY_SECONDS must not be below RETRY_BASE_DELAY_SECONDS")
+        return {
+            "TABLE_NAME": _str(env, "TABLE_NAME"),
+            "STATE_MACHINE_ARN": _str(env, "STATE_MACHINE_ARN"),
+            "TOPIC_IS_FIFO": fifo == "true",
+            "MAX_ATTEMPTS": _int(env, "MAX_ATTEMPTS", 1),
+            "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 60),
+            "RETRY_BASE_DELAY_SECONDS": base,
+            "RETRY_MAX_DELAY_SECONDS": ceiling,
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None):
+        return cls(**cls._common(os.environ if env is None else env))
+
+    @classmethod
+    def variable_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class TriggerSettings(PublishingSettings):
+    """Environment of the stream trigger function."""
+
+
+@dataclass(frozen=True)
+class RetrySettings(PublishingSettings):
+    """Environment of the scheduled retry function."""
+
+    KEY_ATTRIBUTE_NAME: str = ""
+    METRIC_NAMESPACE: str = ""
+    METRIC_STACK_NAME: str = ""
+    MAX_ITEMS_PER_RUN: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None):
+        env = os.environ if env is None else env
+        return cls(
+            **cls._common(env),
+            KEY_ATTRIBUTE_NAME=_str(env, "KEY_ATTRIBUTE_NAME"),
+            METRIC_NAMESPACE=_str(env, "METRIC_NAMESPACE"),
+            METRIC_STACK_NAME=_str(env, "METRIC_STACK_NAME"),
+            MAX_ITEMS_PER_RUN=_int(env, "MAX_ITEMS_PER_RUN", 1),
+        )

@@ -1,0 +1,49 @@
+"""The item status lifecycle and the attribute names the pipeline owns on an item."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    """Where an item is in its life.
+
+    PENDING    an execution owns the item until ``dueAt`` (its lease); after that the
+               retry job may claim it again.
+    SUCCESSFUL published; final.
+    FAILED     the last attempt failed; due for the retry job at ``dueAt``.
+    ABANDONED  the attempt cap was reached; final, alarmed.
+    REJECTED   the item breaks the contract; final, never published, reason recorded.
+    """
+
+    PENDING = "PENDING"
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+    ABANDONED = "ABANDONED"
+    REJECTED = "REJECTED"
+
+
+FINAL_STATUSES = frozenset({Status.SUCCESSFUL, Status.ABANDONED, Status.REJECTED})
+
+
+class Field:
+    """Item attribute names written by the pipeline (the ASL uses the same literals)."""
+
+    STATUS = "status"
+    STATUS_REASON = "statusReason"
+    ATTEMPT = "attempt"
+    CLAIM_TOKEN = "claimToken"
+    DUE_SHARD = "dueShard"
+    DUE_AT = "dueAt"
+    MESSAGE_ID = "messageId"
+    ACCEPTED_AT = "acceptedAt"
+    UPDATED_AT = "updatedAt"
+    LAST_ERROR = "lastError"
+    LAST_CAUSE = "lastCause"
+
+
+# The due index is sharded so that a burst of in-flight items does not write to one hot
+# GSI partition; the retry job queries every shard. Changing this strands items in the
+# shards no longer queried, so it is a constant of the data format, not a setting.
+DUE_INDEX_NAME = "DueIndex"
+DUE_INDEX_SHARDS = 8
