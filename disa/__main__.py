@@ -1,0 +1,3 @@
+from disa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""boto3 clients for one target: a profile and region on AWS, or any endpoint
+(`--endpoint-url`, or AWS_ENDPOINT_URL, which boto3 also reads itself)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+
+from disa.errors import UserError
+
+
+@dataclass(frozen=True)
+class Target:
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+class Clients:
+    def __init__(self, target: Target) -> None:
+        try:
+            self._session = boto3.session.Session(profile_name=target.profile, region_name=target.region)
+        except ProfileNotFound as error:
+            raise UserError(f"AWS profile {target.profile!r} not found; check --profile or ~/.aws/config") from error
+        if not self._session.region_name:
+            raise UserError("no AWS region set; pass --region or set AWS_REGION")
+        self.target = target
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def region(self) -> str:
+        return self._session.region_name
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._cache:
+            try:
+                self._cache[service] = self._session.client(
+                    service,
+                    endpoint_url=self.target.endpoint_url,
+                    config=Config(retries={"mode": "standard", "max_attempts": 5}),
+                )
+            except NoRegionError as error:
+                raise UserError("no AWS region set; pass --region or set AWS_REGION") from error
+        return self._cache[service]
+
+    def account_id(self) -> str:
+        try:
+            return self("sts").get_caller_identity()["Account"]
+        except NoCredentialsError as error:
+            raise UserError("no AWS credentials found; run `aws configure` or pass --profile") from error

@@ -1,0 +1,172 @@
+"""Entry point of the `disa` command. Every failure the user can act on is one line on
+stderr and a non-zero exit; tracebacks are for bugs only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any, Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from disa import items, packaging, stacks
+from disa.aws import Clients, Target
+from disa.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of argparse's usage block
+        self.exit(EXIT_USER_ERROR, f"disa: {message}; see `{self.prog} --help`\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    common.add_argument("--profile", help="AWS profile name")
+    common.add_argument("--endpoint-url", help="send every call to this endpoint (also AWS_ENDPOINT_URL)")
+    stack = argparse.ArgumentParser(add_help=False)
+    stack.add_argument("--stack", default="disa", help="root stack name (default: disa)")
+
+    parser = _Parser(prog="disa", description="Package, deploy and operate Disa: DynamoDB items become SNS messages.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    package = commands.add_parser("package", parents=[common], help="build and upload artifacts; print the template URL and its artifact parameters")
+    package.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION, created if missing)")
+
+    deploy = commands.add_parser("deploy", parents=[common, stack], help="create or update the stack via a change set")
+    deploy.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION, created if missing)")
+    deploy.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
+                        help="a root stack parameter; repeat for more")
+
+    send = commands.add_parser("send", parents=[common, stack], help="insert an item; prints its key")
+    send.add_argument("message", nargs="?", help="the message text")
+    send.add_argument("--subject")
+    send.add_argument("--attribute", "-a", action="append", default=[], metavar="NAME=VALUE")
+    send.add_argument("--group-id", help="message group id (FIFO topics)")
+    send.add_argument("--dedup-id", help="deduplication id (FIFO topics)")
+    send.add_argument("--key", help="the item's key (default: a new UUID)")
+    send.add_argument("--file", help="a JSON item (plain or DynamoDB JSON); - reads stdin")
+
+    status = commands.add_parser("status", parents=[common, stack], help="counts per status, alarms, recent failures")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    commands.add_parser("retry", parents=[common, stack], help="run the retry job now")
+    destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
+    destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
+    return parser
+
+
+def _parameters(pairs: Sequence[str]) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9]+", name):
+            raise UserError(f"--parameter {pair!r} must look like Name=Value")
+        parsed[name] = value
+    return parsed
+
+
+def _name_prefix(stack: str) -> str:
+    prefix = re.sub(r"[^a-z0-9-]", "-", stack.lower())[:31]
+    if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", prefix):
+        raise UserError(f"stack name {stack!r} must start with a letter and be 2-31 letters, digits or hyphens")
+    return prefix
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def run(args: argparse.Namespace) -> int:
+    clients = Clients(Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url))
+    if args.command in ("package", "deploy"):
+        bucket = args.bucket or packaging.default_bucket(clients)
+        if args.command == "package":
+            packaged = packaging.package(clients, bucket)
+            print(packaged.template_url)
+            for name, value in packaged.parameters.items():
+                print(f"  {name}={value}")
+            return 0
+        parameters = {"NamePrefix": _name_prefix(args.stack), **_parameters(args.parameter)}
+        packaged = packaging.package(clients, bucket)
+        stacks.deploy(clients, args.stack, packaged, parameters)
+        _print_table([{"Output": k, "Value": v} for k, v in sorted(stacks.outputs(clients, args.stack).items())])
+        return 0
+    if args.command == "destroy":
+        info = items.StackInfo.of(clients, args.stack) if args.delete_table else None
+        stacks.destroy(clients, args.stack)
+        if info:
+            ddb = clients("dynamodb")
+            ddb.update_table(TableName=info.table, DeletionProtectionEnabled=False)
+            ddb.delete_table(TableName=info.table)
+            print(f"deleted table {info.table}")
+        print(f"stack {args.stack} deleted")
+        return 0
+    info = items.StackInfo.of(clients, args.stack)
+    if args.command == "send":
+        if args.file:
+            text = sys.stdin.read() if args.file == "-" else _read(args.file)
+            try:
+                item = items.item_from_document(json.loads(text))
+            except json.JSONDecodeError as error:
+                raise UserError(f"{args.file} is not JSON: {error}") from error
+        else:
+            item = items.build_item(args.message, args.subject, args.attribute, args.group_id, args.dedup_id)
+        key = items.send(clients, info, item, args.key)
+        print(items._show_key(key))
+        return 0
+    if args.command == "status":
+        report = items.status_report(clients, info)
+        if args.json:
+            print(json.dumps(report, indent=2))
+            return 0
+        _print_table([{"Status": s, "Items": n} for s, n in report["counts"].items()])
+        print(f"\noldest PENDING since: {report['oldestPending'] or '-'}\n")
+        _print_table([{"Alarm": a, "State": s} for a, s in report["alarms"].items()])
+        if report["recentProblems"]:
+            print()
+            _print_table(report["recentProblems"])
+        return 0
+    if args.command == "retry":
+        print(json.dumps(items.run_retry(clients, info), indent=2))
+        return 0
+    raise UserError(f"unknown command {args.command}")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"disa: {error}", file=sys.stderr)
+    except NoCredentialsError:
+        print("disa: no AWS credentials found; run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID", file=sys.stderr)
+    except EndpointConnectionError as error:
+        print(f"disa: cannot reach {error.kwargs.get('endpoint_url')}; check the endpoint URL and that the service there is running", file=sys.stderr)
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        print(f"disa: AWS refused {error.operation_name}: {detail.get('Code')}: {detail.get('Message')}", file=sys.stderr)
+    except BotoCoreError as error:
+        print(f"disa: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("disa: interrupted", file=sys.stderr)
+        return 130
+    return 1

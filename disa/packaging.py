@@ -1,0 +1,180 @@
+"""`disa package`: builds the Lambda zip and uploads it, the templates and the ASL under
+content-hashed keys, and returns the root template URL with the artifact parameters that
+point the nested stacks at them. Unchanged content keeps its keys, so `disa deploy` of an
+unchanged project reports no changes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+from cfnlint.decode import decode_str
+
+from disa import project
+from disa.aws import Clients
+from disa.errors import UserError
+
+# Vendored dependencies are pure Python; asking pip for this platform makes a native
+# wheel fail the build instead of landing in a zip it cannot run on.
+LAMBDA_PLATFORM = ["--platform", "manylinux2014_aarch64", "--python-version", "3.12", "--implementation", "cp"]
+_EXCLUDED_PARTS = {"__pycache__", "tests", "test"}
+_EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    template_url: str
+    parameters: dict[str, str]
+    template_parameters: frozenset[str]
+
+
+def build_lambda_zip(log: Callable[[str], None] = print) -> bytes:
+    """The deployment zip: disa_lambda plus vendored runtime dependencies, byte-identical
+    for identical inputs (sorted entries, fixed timestamps)."""
+    deps = _vendored_dependencies(log)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for base, prefix in ((deps, ""), (project.LAMBDA_SOURCE, "disa_lambda/")):
+            for path in sorted(p for p in base.rglob("*") if p.is_file()):
+                relative = path.relative_to(base)
+                if _EXCLUDED_PARTS & set(relative.parts) or path.suffix in _EXCLUDED_SUFFIXES:
+                    continue
+                info = zipfile.ZipInfo(prefix + relative.as_posix(), _FIXED_ZIP_TIME)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def _vendored_dependencies(log: Callable[[str], None]) -> Path:
+    requirements = project.LAMBDA_REQUIREMENTS.read_bytes()
+    target = project.BUILD_DIR / "lambda-deps" / hashlib.sha256(requirements).hexdigest()[:16]
+    if target.exists():
+        return target
+    log("installing Lambda dependencies (once per requirements/lambda.txt)")
+    staging = target.with_suffix(".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary=:all:",
+        *LAMBDA_PLATFORM, "--target", str(staging), "-r", str(project.LAMBDA_REQUIREMENTS),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"could not install Lambda dependencies: {result.stderr.strip().splitlines()[-1:]}")
+    for path in list(staging.glob("*.dist-info")) + list(staging.glob("bin")):
+        shutil.rmtree(path)
+    staging.rename(target)
+    return target
+
+
+def default_bucket(clients: Clients) -> str:
+    return f"disa-artifacts-{clients.account_id()}-{clients.region}"
+
+
+def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = print) -> None:
+    """Create the artifact bucket when missing: private, encrypted, versioned, TLS-only."""
+    s3 = clients("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("403", "AccessDenied"):
+            raise UserError(f"artifact bucket {bucket} exists but is not yours; pass --bucket with one you own") from error
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    log(f"creating artifact bucket {bucket} (private, encrypted, versioned)")
+    create: dict[str, Any] = {"Bucket": bucket}
+    if clients.region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": clients.region}
+    s3.create_bucket(**create)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+    )
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    }))
+
+
+def template_url(region: str, bucket: str, key: str) -> str:
+    # Path-style, as the root template builds its nested URLs: AWS accepts it, and local
+    # engines that cannot resolve virtual-host bucket names (ministack) accept only it.
+    return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
+
+
+def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[str], None] = print) -> Packaged:
+    """Upload cft/ and state-machine/ under a prefix named by the hash of their content,
+    and the Lambda zip under a key named by its own hash."""
+    ensure_bucket(clients, bucket, log)
+    uploader = _Uploader(clients, bucket, log)
+    zip_bytes = build_lambda_zip(log)
+    project.BUILD_DIR.mkdir(exist_ok=True)
+    (project.BUILD_DIR / "lambda.zip").write_bytes(zip_bytes)
+    code_key = uploader.put(f"{prefix}/code/{hashlib.sha256(zip_bytes).hexdigest()[:20]}-lambda.zip", zip_bytes)
+    tree = {
+        path.relative_to(project.ROOT).as_posix(): path.read_bytes()
+        for folder in (project.CFT_DIR, project.STATE_MACHINE_DIR)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    digest = hashlib.sha256()
+    for name, body in tree.items():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
+    artifact_prefix = f"{prefix}/{digest.hexdigest()[:20]}/"
+    for name, body in tree.items():
+        uploader.put(artifact_prefix + name, body)
+    root_key = artifact_prefix + project.ROOT_TEMPLATE.relative_to(project.ROOT).as_posix()
+    return Packaged(
+        template_url=template_url(clients.region, bucket, root_key),
+        parameters={"ArtifactBucket": bucket, "ArtifactPrefix": artifact_prefix, "CodeKey": code_key},
+        template_parameters=frozenset(load_template(project.ROOT_TEMPLATE)["Parameters"]),
+    )
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    template, matches = decode_str(path.read_text(encoding="utf-8"))
+    if matches:
+        raise UserError(f"{path} is not a valid template: {matches[0]}")
+    return json.loads(json.dumps(template))  # plain dicts and lists, ready to rewrite
+
+
+class _Uploader:
+    """Puts objects that are not there yet; keys are content-hashed, so a present key
+    already holds the same bytes."""
+
+    def __init__(self, clients: Clients, bucket: str, log: Callable[[str], None]) -> None:
+        self._s3, self._bucket, self._log = clients("s3"), bucket, log
+
+    def put(self, key: str, body: bytes) -> str:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+            return key
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        self._log(f"uploading s3://{self._bucket}/{key} ({len(body):,} bytes)")
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
+        return key
