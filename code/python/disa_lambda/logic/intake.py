@@ -13,6 +13,7 @@ from disa_lambda.models.settings import PublishingSettings
 
 
 class IntakeOutcome(str, Enum):
+    IGNORED = "ignored"
     STARTED = "started"
     REJECTED = "rejected"
     ALREADY_HANDLED = "already-handled"
@@ -37,12 +38,15 @@ def handle_insert(
     rng: random.Random,
 ) -> IntakeOutcome:
     """Process one DynamoDB stream INSERT record (AWS shape, NEW_AND_OLD_IMAGES)."""
+    if record.get("eventName") != "INSERT":
+        # The mapping's filter keeps these out; one that slips through is not Disa's to send.
+        return IntakeOutcome.IGNORED
     change = record.get("dynamodb") or {}
     key, image = change.get("Keys"), change.get("NewImage")
-    if record.get("eventName") != "INSERT" or not key or image is None:
+    if not key or image is None:
         raise MalformedStreamRecord(
-            f"record {record.get('eventID')} is not an INSERT with Keys and NewImage; "
-            "the table stream must use NEW_AND_OLD_IMAGES and the mapping must filter on INSERT"
+            f"INSERT record {record.get('eventID')} has no Keys or NewImage; "
+            "the table stream must use NEW_AND_OLD_IMAGES"
         )
     body = {name: value for name, value in image.items() if name not in key}
     now_iso = clock.iso(now)
