@@ -34,13 +34,25 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="disa", description="Package, deploy and operate Disa: DynamoDB items become SNS messages.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    package = commands.add_parser("package", parents=[common], help="build and upload artifacts; print the template URL and its artifact parameters")
-    package.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION, created if missing)")
+    package = commands.add_parser(
+        "package",
+        parents=[common],
+        help="build and upload artifacts; print the template URL and its artifact parameters",
+    )
+    package.add_argument(
+        "--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION, created if missing)"
+    )
 
     deploy = commands.add_parser("deploy", parents=[common, stack], help="create or update the stack via a change set")
     deploy.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION, created if missing)")
-    deploy.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
-                        help="a root stack parameter; repeat for more")
+    deploy.add_argument(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a root stack parameter; repeat for more",
+    )
 
     send = commands.add_parser("send", parents=[common, stack], help="insert an item; prints its key")
     send.add_argument("message", nargs="?", help="the message text")
@@ -87,60 +99,80 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
+def _package(clients: Clients, args: argparse.Namespace) -> int:
+    packaged = packaging.package(clients, args.bucket or packaging.default_bucket(clients))
+    print(packaged.template_url)
+    for name, value in packaged.parameters.items():
+        print(f"  {name}={value}")
+    return 0
+
+
+def _deploy(clients: Clients, args: argparse.Namespace) -> int:
+    parameters = {"NamePrefix": _name_prefix(args.stack), **_parameters(args.parameter)}
+    packaged = packaging.package(clients, args.bucket or packaging.default_bucket(clients))
+    stacks.deploy(clients, args.stack, packaged, parameters)
+    _print_table([{"Output": k, "Value": v} for k, v in sorted(stacks.outputs(clients, args.stack).items())])
+    return 0
+
+
+def _destroy(clients: Clients, args: argparse.Namespace) -> int:
+    info = items.StackInfo.of(clients, args.stack) if args.delete_table else None
+    stacks.destroy(clients, args.stack)
+    if info:
+        ddb = clients("dynamodb")
+        ddb.update_table(TableName=info.table, DeletionProtectionEnabled=False)
+        ddb.delete_table(TableName=info.table)
+        print(f"deleted table {info.table}")
+    print(f"stack {args.stack} deleted")
+    return 0
+
+
+def _send(clients: Clients, args: argparse.Namespace) -> int:
+    info = items.StackInfo.of(clients, args.stack)
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else _read(args.file)
+        try:
+            item = items.item_from_document(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{args.file} is not JSON: {error}") from error
+    else:
+        item = items.build_item(args.message, args.subject, args.attribute, args.group_id, args.dedup_id)
+    print(items.show_key(items.send(clients, info, item, args.key)))
+    return 0
+
+
+def _status(clients: Clients, args: argparse.Namespace) -> int:
+    report = items.status_report(clients, items.StackInfo.of(clients, args.stack))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    _print_table([{"Status": s, "Items": n} for s, n in report["counts"].items()])
+    print(f"\noldest PENDING since: {report['oldestPending'] or '-'}\n")
+    _print_table([{"Alarm": a, "State": s} for a, s in report["alarms"].items()])
+    if report["recentProblems"]:
+        print()
+        _print_table(report["recentProblems"])
+    return 0
+
+
+def _retry(clients: Clients, args: argparse.Namespace) -> int:
+    print(json.dumps(items.run_retry(clients, items.StackInfo.of(clients, args.stack)), indent=2))
+    return 0
+
+
+COMMANDS = {
+    "package": _package,
+    "deploy": _deploy,
+    "destroy": _destroy,
+    "send": _send,
+    "status": _status,
+    "retry": _retry,
+}
+
+
 def run(args: argparse.Namespace) -> int:
     clients = Clients(Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url))
-    if args.command in ("package", "deploy"):
-        bucket = args.bucket or packaging.default_bucket(clients)
-        if args.command == "package":
-            packaged = packaging.package(clients, bucket)
-            print(packaged.template_url)
-            for name, value in packaged.parameters.items():
-                print(f"  {name}={value}")
-            return 0
-        parameters = {"NamePrefix": _name_prefix(args.stack), **_parameters(args.parameter)}
-        packaged = packaging.package(clients, bucket)
-        stacks.deploy(clients, args.stack, packaged, parameters)
-        _print_table([{"Output": k, "Value": v} for k, v in sorted(stacks.outputs(clients, args.stack).items())])
-        return 0
-    if args.command == "destroy":
-        info = items.StackInfo.of(clients, args.stack) if args.delete_table else None
-        stacks.destroy(clients, args.stack)
-        if info:
-            ddb = clients("dynamodb")
-            ddb.update_table(TableName=info.table, DeletionProtectionEnabled=False)
-            ddb.delete_table(TableName=info.table)
-            print(f"deleted table {info.table}")
-        print(f"stack {args.stack} deleted")
-        return 0
-    info = items.StackInfo.of(clients, args.stack)
-    if args.command == "send":
-        if args.file:
-            text = sys.stdin.read() if args.file == "-" else _read(args.file)
-            try:
-                item = items.item_from_document(json.loads(text))
-            except json.JSONDecodeError as error:
-                raise UserError(f"{args.file} is not JSON: {error}") from error
-        else:
-            item = items.build_item(args.message, args.subject, args.attribute, args.group_id, args.dedup_id)
-        key = items.send(clients, info, item, args.key)
-        print(items._show_key(key))
-        return 0
-    if args.command == "status":
-        report = items.status_report(clients, info)
-        if args.json:
-            print(json.dumps(report, indent=2))
-            return 0
-        _print_table([{"Status": s, "Items": n} for s, n in report["counts"].items()])
-        print(f"\noldest PENDING since: {report['oldestPending'] or '-'}\n")
-        _print_table([{"Alarm": a, "State": s} for a, s in report["alarms"].items()])
-        if report["recentProblems"]:
-            print()
-            _print_table(report["recentProblems"])
-        return 0
-    if args.command == "retry":
-        print(json.dumps(items.run_retry(clients, info), indent=2))
-        return 0
-    raise UserError(f"unknown command {args.command}")
+    return COMMANDS[args.command](clients, args)
 
 
 def _read(path: str) -> str:
@@ -158,12 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"disa: {error}", file=sys.stderr)
     except NoCredentialsError:
-        print("disa: no AWS credentials found; run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID", file=sys.stderr)
+        print(
+            "disa: no AWS credentials found; run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID",
+            file=sys.stderr,
+        )
     except EndpointConnectionError as error:
-        print(f"disa: cannot reach {error.kwargs.get('endpoint_url')}; check the endpoint URL and that the service there is running", file=sys.stderr)
+        endpoint = error.kwargs.get("endpoint_url")
+        print(f"disa: cannot reach {endpoint}; check the endpoint URL and that its service is running", file=sys.stderr)
     except ClientError as error:
         detail = error.response.get("Error", {})
-        print(f"disa: AWS refused {error.operation_name}: {detail.get('Code')}: {detail.get('Message')}", file=sys.stderr)
+        print(
+            f"disa: AWS refused {error.operation_name}: {detail.get('Code')}: {detail.get('Message')}", file=sys.stderr
+        )
     except BotoCoreError as error:
         print(f"disa: {error}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -31,13 +31,15 @@ class StackInfo:
     retry_function: str
 
     @classmethod
-    def of(cls, clients: Clients, stack: str) -> "StackInfo":
+    def of(cls, clients: Clients, stack: str) -> StackInfo:
         out = outputs(clients, stack)
         return cls(
             table=out["TableName"],
             key_name=out["KeyAttributeName"],
             key_type=out["KeyAttributeType"],
-            alarms=tuple(out[k] for k in ("PublishFailuresAlarmName", "AbandonedItemsAlarmName", "TriggerFailuresAlarmName")),
+            alarms=tuple(
+                out[k] for k in ("PublishFailuresAlarmName", "AbandonedItemsAlarmName", "TriggerFailuresAlarmName")
+            ),
             retry_function=out["RetryFunctionName"],
         )
 
@@ -46,7 +48,7 @@ def item_from_document(document: Any) -> dict[str, Any]:
     """An item in AttributeValue form from either plain JSON ({"message": "hi"}) or
     DynamoDB JSON ({"message": {"S": "hi"}}), as `aws dynamodb put-item` takes it."""
     if not isinstance(document, dict) or not document:
-        raise UserError("the item must be a JSON object, e.g. {\"message\": \"hello\"}")
+        raise UserError('the item must be a JSON object, e.g. {"message": "hello"}')
     if all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _AV_TYPES for v in document.values()):
         return document
     plain = json.loads(json.dumps(document), parse_float=Decimal)
@@ -98,7 +100,9 @@ def send(clients: Clients, info: StackInfo, item: dict[str, Any], key: str | Non
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException":
-            raise UserError(f"an item with key {key!r} exists already; Disa sends on insert only, so use a new key") from error
+            raise UserError(
+                f"an item with key {key!r} exists already; Disa sends on insert only, so use a new key"
+            ) from error
         if code == "ValidationException":
             raise UserError(f"DynamoDB refused the item: {error.response['Error'].get('Message')}") from error
         raise
@@ -146,13 +150,15 @@ def status_report(clients: Clients, info: StackInfo, recent: int = 10) -> dict[s
                 if accepted and (oldest_pending is None or accepted < oldest_pending):
                     oldest_pending = accepted
             if status in ("FAILED", "ABANDONED", "REJECTED"):
-                problems.append({
-                    "key": _show_key(item[info.key_name]),
-                    "status": status,
-                    "attempt": item.get("attempt", {}).get("N", "-"),
-                    "updated": item.get("updatedAt", {}).get("S", ""),
-                    "reason": item.get("statusReason", {}).get("S", ""),
-                })
+                problems.append(
+                    {
+                        "key": show_key(item[info.key_name]),
+                        "status": status,
+                        "attempt": item.get("attempt", {}).get("N", "-"),
+                        "updated": item.get("updatedAt", {}).get("S", ""),
+                        "reason": item.get("statusReason", {}).get("S", ""),
+                    }
+                )
     problems.sort(key=lambda p: p["updated"], reverse=True)
     alarms = clients("cloudwatch").describe_alarms(AlarmNames=list(info.alarms))["MetricAlarms"]
     return {
@@ -163,8 +169,8 @@ def status_report(clients: Clients, info: StackInfo, recent: int = 10) -> dict[s
     }
 
 
-def _show_key(value: dict[str, Any]) -> str:
-    (kind, raw), = value.items()
+def show_key(value: dict[str, Any]) -> str:
+    ((kind, raw),) = value.items()
     return base64.b64encode(raw).decode() if kind == "B" else str(raw)
 
 
@@ -176,7 +182,7 @@ def run_retry(clients: Clients, info: StackInfo) -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": clients.account_id(),
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": clients.region,
         "resources": [],
         "detail": {},

@@ -65,8 +65,18 @@ def _vendored_dependencies(log: Callable[[str], None]) -> Path:
     staging = target.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary=:all:",
-        *LAMBDA_PLATFORM, "--target", str(staging), "-r", str(project.LAMBDA_REQUIREMENTS),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--only-binary=:all:",
+        *LAMBDA_PLATFORM,
+        "--target",
+        str(staging),
+        "-r",
+        str(project.LAMBDA_REQUIREMENTS),
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -90,7 +100,9 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code in ("403", "AccessDenied"):
-            raise UserError(f"artifact bucket {bucket} exists but is not yours; pass --bucket with one you own") from error
+            raise UserError(
+                f"artifact bucket {bucket} exists but is not yours; pass --bucket with one you own"
+            ) from error
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
     log(f"creating artifact bucket {bucket} (private, encrypted, versioned)")
@@ -101,22 +113,37 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
         },
     )
     s3.put_bucket_encryption(
         Bucket=bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
-    }))
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
+    )
 
 
 def template_url(region: str, bucket: str, key: str) -> str:

@@ -32,7 +32,9 @@ def outputs(clients: Clients, stack: str) -> dict[str, str]:
         described = clients("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:
         if "does not exist" in str(error):
-            raise UserError(f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`") from error
+            raise UserError(
+                f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
+            ) from error
         raise
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
@@ -64,7 +66,8 @@ def deploy(
     if unknown:
         raise UserError(f"unknown parameter {unknown[0]}; the template takes: {', '.join(sorted(template_params))}")
     stack_parameters = [
-        {"ParameterKey": name, "ParameterValue": parameters[name]} if name in parameters
+        {"ParameterKey": name, "ParameterValue": parameters[name]}
+        if name in parameters
         else {"ParameterKey": name, "UsePreviousValue": True}
         for name in sorted(template_params)
         if name in parameters or name in existing

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
-
-from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.handlers import retry, trigger
 from disa_lambda.logic import retries
+
 from tests.support.events import load_event, stream_event, stream_record
 
 pytestmark = pytest.mark.handlers
 
 
 def failed_item(core, key: str, attempt: int = 1, due_in: int = -10, status: str = "FAILED") -> None:
-    core.put({"id": {"S": key}, "message": {"S": f"retry {key}"}, "status": {"S": status},
-              "attempt": {"N": str(attempt)}, "claimToken": {"S": "c" * 32}, "dueShard": {"S": "3"},
-              "dueAt": {"N": str(int(time.time()) + due_in)}, "acceptedAt": {"S": "2026-11-23T09:00:00.000Z"}})
+    core.put(
+        {
+            "id": {"S": key},
+            "message": {"S": f"retry {key}"},
+            "status": {"S": status},
+            "attempt": {"N": str(attempt)},
+            "claimToken": {"S": "c" * 32},
+            "dueShard": {"S": "3"},
+            "dueAt": {"N": str(int(time.time()) + due_in)},
+            "acceptedAt": {"S": "2026-11-23T09:00:00.000Z"},
+        }
+    )
 
 
 def test_due_failure_is_redriven_and_delivered(deployed, context):
@@ -64,8 +74,11 @@ def test_failed_retries_climb_to_abandoned_after_the_attempt_cap(deployed, conte
     for _ in range(5):
         assert deployed.status("doomed") in ("FAILED", "ABANDONED")
         deployed.clients["dynamodb"].update_item(  # time passes: make the failure due now
-            TableName=deployed.table, Key={"id": {"S": "doomed"}}, UpdateExpression="SET dueAt = :now",
-            ConditionExpression="attribute_exists(dueAt)", ExpressionAttributeValues={":now": {"N": "1"}},
+            TableName=deployed.table,
+            Key={"id": {"S": "doomed"}},
+            UpdateExpression="SET dueAt = :now",
+            ConditionExpression="attribute_exists(dueAt)",
+            ExpressionAttributeValues={":now": {"N": "1"}},
         ) if deployed.status("doomed") == "FAILED" else None
         retry.lambda_handler(load_event("scheduled-event"), context)
         deployed.wait_for_executions()
@@ -76,12 +89,11 @@ def test_failed_retries_climb_to_abandoned_after_the_attempt_cap(deployed, conte
     assert item["statusReason"]["S"] == "gave up after 3 attempts; last error: SNS.NotFoundException"
 
 
-class SnapshotStore(ItemStore):
+class SnapshotIndex:
     """Answers the due query with what it saw before another run went ahead: the
     interleaving of two overlapping retry runs."""
 
-    def __init__(self, table, snapshot):
-        super().__init__(table)
+    def __init__(self, snapshot):
         self._snapshot = snapshot
 
     def due_items(self, shard, now_epoch, page_size):
@@ -92,12 +104,14 @@ def test_overlapping_runs_start_each_item_once(deployed, context):
     for key in ("o1", "o2", "o3"):
         failed_item(deployed, key)
     settings = deployed.retry_settings()
-    store = ItemStore(settings.TABLE_NAME)
-    seen_by_slow_run = [i for s in range(8) for i in store.due_items(str(s), int(time.time()), 100)]
+    index = DueIndex(settings.TABLE_NAME)
+    seen_by_slow_run = [i for s in range(8) for i in index.due_items(str(s), int(time.time()), 100)]
 
     fast = retry.lambda_handler(load_event("scheduled-event"), context)
-    slow = retries.run(settings, SnapshotStore(settings.TABLE_NAME, seen_by_slow_run),
-                       retry._dependencies()[2], time.time, __import__("random").Random(1), lambda: 300_000)
+    _, _, store, workflow, _ = retry._dependencies()
+    slow = retries.run(
+        settings, SnapshotIndex(seen_by_slow_run), store, workflow, time.time, random.Random(1), lambda: 300_000
+    )
     deployed.wait_for_executions()
 
     assert fast["started"] == 3

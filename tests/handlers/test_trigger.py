@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-
 from disa_lambda.handlers import trigger
+
 from tests.support.events import load_event, stream_event, stream_record
 
 pytestmark = pytest.mark.handlers
@@ -54,8 +54,10 @@ def test_invalid_item_is_rejected_with_a_reason_and_neighbours_are_delivered(dep
 
 
 def test_redelivered_batch_publishes_each_item_once(deployed, context):
-    event = stream_event(insert(deployed, item("r1", message={"S": "once"})),
-                         insert(deployed, item("r2", message={"S": "bad"}, status={"S": "SUCCESSFUL"})))
+    event = stream_event(
+        insert(deployed, item("r1", message={"S": "once"})),
+        insert(deployed, item("r2", message={"S": "bad"}, status={"S": "SUCCESSFUL"})),
+    )
     trigger.lambda_handler(event, context)
     deployed.wait_for_executions()
     trigger.lambda_handler(event, context)  # the stream delivers the same records again
@@ -87,8 +89,10 @@ def test_fifo_item_without_group_is_rejected_naming_the_field(fifo_core, monkeyp
     for name, value in fifo_core.environment().items():
         monkeypatch.setenv(name, value)
     trigger._dependencies.cache_clear()
-    records = [insert(fifo_core, item("f1", message={"S": "x"})),
-               insert(fifo_core, item("f2", message={"S": "y"}, messageGroupId={"S": "g"}))]
+    records = [
+        insert(fifo_core, item("f1", message={"S": "x"})),
+        insert(fifo_core, item("f2", message={"S": "y"}, messageGroupId={"S": "g"})),
+    ]
     trigger.lambda_handler(stream_event(*records), context)
     fifo_core.wait_for_executions()
     trigger._dependencies.cache_clear()

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-
 from disa_lambda.models.settings import RetrySettings, TriggerSettings
+
 from tests.support.templates import asl_text, resources, template
 
 REGION = "us-east-1"
@@ -43,7 +43,10 @@ class Core:
             self.clients[service] = boto3.client(service, region_name=REGION)
         key_arn = self.clients["kms"].create_key()["KeyMetadata"]["Arn"]
         self.params = {
-            "NamePrefix": NAME_PREFIX, "KeyArn": key_arn, "KeyAttributeName": "id", "KeyAttributeType": "S",
+            "NamePrefix": NAME_PREFIX,
+            "KeyArn": key_arn,
+            "KeyAttributeName": "id",
+            "KeyAttributeType": "S",
             "DeletionProtection": "false",
         }
         self.table = self._create_table()
@@ -82,10 +85,12 @@ class Core:
         for suffix, raw in (("raw", "true"), ("envelope", "false")):
             fifo = self.topic_type == "fifo"
             name = f"{NAME_PREFIX}-{suffix}" + (".fifo" if fifo else "")
-            url = self.clients["sqs"].create_queue(
-                QueueName=name, Attributes={"FifoQueue": "true"} if fifo else {}
-            )["QueueUrl"]
-            arn = self.clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            url = self.clients["sqs"].create_queue(QueueName=name, Attributes={"FifoQueue": "true"} if fifo else {})[
+                "QueueUrl"
+            ]
+            arn = self.clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             self.clients["sns"].subscribe(
                 TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": raw}
             )
@@ -94,14 +99,21 @@ class Core:
 
     def _create_state_machine(self) -> str:
         props = resources("state-machine", "AWS::StepFunctions::StateMachine")["Publisher"]["Properties"]
-        bound = resolve(props["DefinitionSubstitutions"], {
-            **self.params, "MessageTopicArn": self.topic_arn, "TableName": self.table, "MetricNamespace": NAMESPACE,
-        })
+        bound = resolve(
+            props["DefinitionSubstitutions"],
+            {
+                **self.params,
+                "MessageTopicArn": self.topic_arn,
+                "TableName": self.table,
+                "MetricNamespace": NAMESPACE,
+            },
+        )
         definition = asl_text()
         for name, value in bound.items():
             definition = definition.replace("${" + name + "}", value)
         return self.clients["stepfunctions"].create_state_machine(
-            name=f"{NAME_PREFIX}-publisher", definition=definition,
+            name=f"{NAME_PREFIX}-publisher",
+            definition=definition,
             roleArn="arn:aws:iam::123456789012:role/disa-test-publisher",
         )["stateMachineArn"]
 
@@ -109,13 +121,23 @@ class Core:
     def environment(self) -> dict[str, str]:
         """Values for every variable the templates give the functions."""
         fn = template("functions")["Resources"]
-        variables = {**fn["TriggerFunction"]["Properties"]["Environment"]["Variables"],
-                     **fn["RetryFunction"]["Properties"]["Environment"]["Variables"]}
-        values = resolve(variables, {
-            **self.params, "TableName": self.table, "StateMachineArn": self.state_machine_arn,
-            "TopicIsFifo": "true" if self.topic_type == "fifo" else "false", "MaxAttempts": str(self.max_attempts),
-            "RetryBaseDelaySeconds": "60", "RetryMaxDelaySeconds": "3600", "MetricNamespace": NAMESPACE,
-        })
+        variables = {
+            **fn["TriggerFunction"]["Properties"]["Environment"]["Variables"],
+            **fn["RetryFunction"]["Properties"]["Environment"]["Variables"],
+        }
+        values = resolve(
+            variables,
+            {
+                **self.params,
+                "TableName": self.table,
+                "StateMachineArn": self.state_machine_arn,
+                "TopicIsFifo": "true" if self.topic_type == "fifo" else "false",
+                "MaxAttempts": str(self.max_attempts),
+                "RetryBaseDelaySeconds": "60",
+                "RetryMaxDelaySeconds": "3600",
+                "MetricNamespace": NAMESPACE,
+            },
+        )
         return {name: str(value) for name, value in values.items()}
 
     def trigger_settings(self) -> TriggerSettings:
@@ -129,7 +151,11 @@ class Core:
         self.clients["dynamodb"].put_item(TableName=self.table, Item=item)
 
     def item(self, key: str) -> dict[str, Any]:
-        return self.clients["dynamodb"].get_item(TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item", {})
+        return (
+            self.clients["dynamodb"]
+            .get_item(TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True)
+            .get("Item", {})
+        )
 
     def status(self, key: str) -> str | None:
         return self.item(key).get("status", {}).get("S")
@@ -160,14 +186,23 @@ class Core:
 
     def metric_sum(self, name: str) -> float:
         stats = self.clients["cloudwatch"].get_metric_statistics(
-            Namespace=NAMESPACE, MetricName=name, Dimensions=[{"Name": "StackName", "Value": NAME_PREFIX}],
-            StartTime=time.time() - 3600, EndTime=time.time() + 60, Period=60, Statistics=["Sum"],
+            Namespace=NAMESPACE,
+            MetricName=name,
+            Dimensions=[{"Name": "StackName", "Value": NAME_PREFIX}],
+            StartTime=time.time() - 3600,
+            EndTime=time.time() + 60,
+            Period=60,
+            Statistics=["Sum"],
         )["Datapoints"]
         return sum(point["Sum"] for point in stats)
 
     def execution_input(self, key: str, token: str, attempt: int = 1, abandon: bool = False, **publish: Any) -> str:
-        return json.dumps({
-            "key": {"id": {"S": key}}, "claimToken": token, "attempt": attempt,
-            "publish": {"Message": f"body of {key}", "MessageAttributes": {}, **publish},
-            "onFailure": {"abandon": abandon, "retryAt": "1700000000"},
-        })
+        return json.dumps(
+            {
+                "key": {"id": {"S": key}},
+                "claimToken": token,
+                "attempt": attempt,
+                "publish": {"Message": f"body of {key}", "MessageAttributes": {}, **publish},
+                "onFailure": {"abandon": abandon, "retryAt": "1700000000"},
+            }
+        )

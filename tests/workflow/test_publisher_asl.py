@@ -24,8 +24,18 @@ class Throttled(SNSException):
 
 
 def claimed(core: Core, key: str, token: str = TOKEN_A, **extra) -> None:
-    core.put({"id": {"S": key}, "message": {"S": f"body of {key}"}, "status": {"S": "PENDING"},
-              "attempt": {"N": "1"}, "claimToken": {"S": token}, "dueShard": {"S": "0"}, "dueAt": {"N": "1"}, **extra})
+    core.put(
+        {
+            "id": {"S": key},
+            "message": {"S": f"body of {key}"},
+            "status": {"S": "PENDING"},
+            "attempt": {"N": "1"},
+            "claimToken": {"S": token},
+            "dueShard": {"S": "0"},
+            "dueAt": {"N": "1"},
+            **extra,
+        }
+    )
 
 
 def run(core: Core, name: str, document: str) -> dict:
@@ -37,19 +47,24 @@ def run(core: Core, name: str, document: str) -> dict:
 
 def test_publishes_body_and_attributes_exactly_and_records_success(core):
     claimed(core, "k1")
-    attributes = {"kind": {"DataType": "String", "StringValue": "shipping"},
-                  "priority": {"DataType": "Number", "StringValue": "2"},
-                  "tags": {"DataType": "String.Array", "StringValue": '["a","b"]'}}
-    execution = run(core, "x1", core.execution_input("k1", TOKEN_A, Message="héllo ✓ \"quoted\"", MessageAttributes=attributes))
+    attributes = {
+        "kind": {"DataType": "String", "StringValue": "shipping"},
+        "priority": {"DataType": "Number", "StringValue": "2"},
+        "tags": {"DataType": "String.Array", "StringValue": '["a","b"]'},
+    }
+    execution = run(
+        core, "x1", core.execution_input("k1", TOKEN_A, Message='héllo ✓ "quoted"', MessageAttributes=attributes)
+    )
 
     assert execution["status"] == "SUCCEEDED"
     item = core.item("k1")
     assert item["status"]["S"] == "SUCCESSFUL"
     assert "dueAt" not in item and "dueShard" not in item, "a delivered item must leave the due index"
     [message] = core.received()
-    assert message["Body"] == "héllo ✓ \"quoted\""
+    assert message["Body"] == 'héllo ✓ "quoted"'
     assert {k: (v["DataType"], v["StringValue"]) for k, v in message["MessageAttributes"].items()} == {
-        k: (v["DataType"], v["StringValue"]) for k, v in attributes.items()}
+        k: (v["DataType"], v["StringValue"]) for k, v in attributes.items()
+    }
     assert item["messageId"]["S"] == json.loads(core.received(core.envelope_queue_url)[0]["Body"])["MessageId"]
 
 

@@ -3,14 +3,14 @@ the same form stream images arrive in, so the logic sees one shape of item."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import boto3
 from botocore.exceptions import ClientError
 
 from disa_lambda.logic.attempts import Claim
 from disa_lambda.models.exceptions import StoreUnavailable
-from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
+from disa_lambda.models.status import Field, Status
 
 _NAMES = {
     "#status": Field.STATUS,
@@ -30,34 +30,40 @@ class ItemStore:
 
     def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool:
         """PENDING attempt 1 for an item no one has touched. False if it already has a status."""
-        return self._update(
-            key,
-            "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
-            "acceptedAt = :now, #updated = :now",
-            "attribute_not_exists(#status)",
-            {
-                ":pending": {"S": Status.PENDING.value},
-                ":attempt": {"N": str(claim.attempt)},
-                ":token": {"S": claim.token},
-                ":shard": {"S": claim.shard},
-                ":due": {"N": str(claim.lease_until)},
-                ":now": {"S": now_iso},
-            },
-            names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
-        ) is not None
+        return (
+            self._update(
+                key,
+                "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
+                "acceptedAt = :now, #updated = :now",
+                "attribute_not_exists(#status)",
+                {
+                    ":pending": {"S": Status.PENDING.value},
+                    ":attempt": {"N": str(claim.attempt)},
+                    ":token": {"S": claim.token},
+                    ":shard": {"S": claim.shard},
+                    ":due": {"N": str(claim.lease_until)},
+                    ":now": {"S": now_iso},
+                },
+                names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+            )
+            is not None
+        )
 
     def reject(self, key: Mapping[str, Any], reason: str, now_iso: str) -> bool:
         """REJECTED with a reason, unless the pipeline has already claimed the item.
 
         An inserter who wrote a status of their own has it replaced: only Disa sets status.
         """
-        return self._update(
-            key,
-            "SET #status = :rejected, #reason = :reason, #updated = :now",
-            "attribute_not_exists(#token)",
-            {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}},
-            names=("#status", "#reason", "#updated", "#token"),
-        ) is not None
+        return (
+            self._update(
+                key,
+                "SET #status = :rejected, #reason = :reason, #updated = :now",
+                "attribute_not_exists(#token)",
+                {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}},
+                names=("#status", "#reason", "#updated", "#token"),
+            )
+            is not None
+        )
 
     def claim_due(
         self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
@@ -83,42 +89,31 @@ class ItemStore:
         )
 
     def finish_unclaimable(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, status: Status, reason: str, now_iso: str
+        self,
+        key: Mapping[str, Any],
+        observed_status: str,
+        observed_token: str,
+        status: Status,
+        reason: str,
+        now_iso: str,
     ) -> bool:
         """Move a due item to a final status (ABANDONED or REJECTED) and out of the due index."""
-        return self._update(
-            key,
-            "SET #status = :final, #reason = :reason, #updated = :now REMOVE #shard, #due",
-            "#status = :observed AND #token = :observedToken",
-            {
-                ":final": {"S": status.value},
-                ":reason": {"S": reason},
-                ":now": {"S": now_iso},
-                ":observed": {"S": observed_status},
-                ":observedToken": {"S": observed_token},
-            },
-            names=("#status", "#reason", "#updated", "#shard", "#due", "#token"),
-        ) is not None
-
-    def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]:
-        """Items in one due-index shard whose ``dueAt`` has passed, oldest first, paginated."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": DUE_INDEX_NAME,
-            "KeyConditionExpression": "#shard = :shard AND #due <= :now",
-            "ExpressionAttributeNames": {"#shard": Field.DUE_SHARD, "#due": Field.DUE_AT},
-            "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now_epoch)}},
-            "Limit": page_size,
-        }
-        while True:
-            try:
-                page = self._client.query(**request)
-            except ClientError as error:
-                raise StoreUnavailable(f"query of {DUE_INDEX_NAME} failed: {error}") from error
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return (
+            self._update(
+                key,
+                "SET #status = :final, #reason = :reason, #updated = :now REMOVE #shard, #due",
+                "#status = :observed AND #token = :observedToken",
+                {
+                    ":final": {"S": status.value},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now_iso},
+                    ":observed": {"S": observed_status},
+                    ":observedToken": {"S": observed_token},
+                },
+                names=("#status", "#reason", "#updated", "#shard", "#due", "#token"),
+            )
+            is not None
+        )
 
     def _update(
         self,

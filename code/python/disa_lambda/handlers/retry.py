@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.metrics import MetricsSink
 from disa_lambda.dal.workflow import Workflow
@@ -20,10 +21,11 @@ _rng = random.SystemRandom()
 
 
 @cache
-def _dependencies() -> tuple[RetrySettings, ItemStore, Workflow, MetricsSink]:
+def _dependencies() -> tuple[RetrySettings, DueIndex, ItemStore, Workflow, MetricsSink]:
     settings = RetrySettings.from_env()
     return (
         settings,
+        DueIndex(settings.TABLE_NAME),
         ItemStore(settings.TABLE_NAME),
         Workflow(settings.STATE_MACHINE_ARN),
         MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
@@ -32,8 +34,8 @@ def _dependencies() -> tuple[RetrySettings, ItemStore, Workflow, MetricsSink]:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, store, workflow, metrics = _dependencies()
-    report = retries.run(settings, store, workflow, clock.now, _rng, context.get_remaining_time_in_millis)
+    settings, index, store, workflow, metrics = _dependencies()
+    report = retries.run(settings, index, store, workflow, clock.now, _rng, context.get_remaining_time_in_millis)
     metrics.put_counts(report.metrics())
     logger.info("retry run finished", **asdict(report))
     return asdict(report)

@@ -96,7 +96,9 @@ def publish_parameters(
     dedup = item.get("deduplicationId", {}).get("S")
     if topic_is_fifo:
         if group is None:
-            raise ItemUnpublishable("messageGroupId: required because the topic is FIFO; add a string attribute messageGroupId")
+            raise ItemUnpublishable(
+                "messageGroupId: required because the topic is FIFO; add a string attribute messageGroupId"
+            )
         params["MessageGroupId"] = group
         # Stable across attempts of one insert, so SNS drops a second copy when a publish
         # succeeded but its status was not recorded; accepted_at keeps a later re-insert
@@ -116,7 +118,7 @@ def publish_parameters(
 
 
 def _message_attribute(value: Mapping[str, Any]) -> dict[str, str]:
-    (dynamo_type, raw), = value.items()
+    ((dynamo_type, raw),) = value.items()
     if dynamo_type == "SS":
         rendered = json.dumps(sorted(raw), ensure_ascii=False)
     elif dynamo_type == "NS":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Mapping, Protocol
 
 from disa_lambda.logic import attempts, clock
@@ -12,7 +12,7 @@ from disa_lambda.models.exceptions import MalformedStreamRecord, WorkflowStartFa
 from disa_lambda.models.settings import PublishingSettings
 
 
-class IntakeOutcome(str, Enum):
+class IntakeOutcome(StrEnum):
     IGNORED = "ignored"
     STARTED = "started"
     REJECTED = "rejected"

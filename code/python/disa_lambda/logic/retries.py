@@ -19,13 +19,22 @@ QUERY_PAGE_SIZE = 100
 TIME_RESERVE_MS = 10_000
 
 
-class DueStore(Protocol):
+class Index(Protocol):
     def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]: ...
+
+
+class DueStore(Protocol):
     def claim_due(
         self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: attempts.Claim, now_iso: str
     ) -> dict[str, Any] | None: ...
     def finish_unclaimable(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, status: Status, reason: str, now_iso: str
+        self,
+        key: Mapping[str, Any],
+        observed_status: str,
+        observed_token: str,
+        status: Status,
+        reason: str,
+        now_iso: str,
     ) -> bool: ...
 
 
@@ -48,11 +57,17 @@ class RetryReport:
         # PublishFailed is sent as an explicit 0 on every run: the failure alarm then has a
         # datum each period and returns to OK on its own evidence, on AWS and on engines
         # that evaluate alarms only when data arrive.
-        return {"PublishFailed": 0, "ItemsAbandoned": self.abandoned, "RetriesStarted": self.started, "RetryDue": self.due}
+        return {
+            "PublishFailed": 0,
+            "ItemsAbandoned": self.abandoned,
+            "RetriesStarted": self.started,
+            "RetryDue": self.due,
+        }
 
 
 def run(
     settings: RetrySettings,
+    index: Index,
     store: DueStore,
     workflow: Starter,
     now: Callable[[], float],
@@ -61,7 +76,7 @@ def run(
 ) -> RetryReport:
     report = RetryReport()
     for shard in range(DUE_INDEX_SHARDS):
-        for due_item in store.due_items(str(shard), int(now()), QUERY_PAGE_SIZE):
+        for due_item in index.due_items(str(shard), int(now()), QUERY_PAGE_SIZE):
             if report.due >= settings.MAX_ITEMS_PER_RUN or remaining_ms() < TIME_RESERVE_MS:
                 report.truncated = True
                 return report

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Where an item is in its life.
 
     PENDING    an execution owns the item until ``dueAt`` (its lease); after that the

@@ -1,0 +1,39 @@
+"""Reads the sparse due index: the only query Disa makes, and only the retry job makes it."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import boto3
+from botocore.exceptions import ClientError
+
+from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.models.status import DUE_INDEX_NAME, Field
+
+
+class DueIndex:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self._table = table_name
+        self._client = client or boto3.client("dynamodb")
+
+    def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]:
+        """Items in one shard whose ``dueAt`` has passed, oldest first, page by page.
+
+        Each carries its key and the projected status, attempt and claimToken."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX_NAME,
+            "KeyConditionExpression": "#shard = :shard AND #due <= :now",
+            "ExpressionAttributeNames": {"#shard": Field.DUE_SHARD, "#due": Field.DUE_AT},
+            "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now_epoch)}},
+            "Limit": page_size,
+        }
+        while True:
+            try:
+                page = self._client.query(**request)
+            except ClientError as error:
+                raise StoreUnavailable(f"query of {DUE_INDEX_NAME} failed: {error}") from error
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,106 @@
+"""What the ASL and the templates reference is bound, declared and used."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
+from disa_lambda.models.status import DUE_INDEX_NAME, Field
+
+from tests.support.templates import asl_text, resources, template
+
+pytestmark = pytest.mark.templates
+
+
+def test_every_asl_placeholder_is_bound_and_every_binding_used():
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", asl_text()))
+    bindings = resources("state-machine", "AWS::StepFunctions::StateMachine")["Publisher"]["Properties"][
+        "DefinitionSubstitutions"
+    ]
+    assert placeholders == set(bindings)
+
+
+def test_asl_writes_only_attributes_the_contract_reserves_for_the_pipeline():
+    asl = json.loads(asl_text())
+    reserved = {v for k, v in vars(Field).items() if not k.startswith("_")}
+    written = set()
+    for state in asl["States"].values():
+        params = state.get("Parameters", {})
+        if "UpdateExpression" in params:
+            names = params.get("ExpressionAttributeNames", {})
+            set_part, _, remove_part = params["UpdateExpression"].partition(" REMOVE ")
+            targets = re.findall(r"([#\w]+)\s*=", set_part.removeprefix("SET "))
+            targets += [t.strip() for t in remove_part.split(",") if t.strip()]
+            written.update(names.get(t, t) for t in targets)
+    assert written <= reserved, written - reserved
+
+
+@pytest.mark.parametrize(
+    ("function", "settings"), [("TriggerFunction", TriggerSettings), ("RetryFunction", RetrySettings)]
+)
+def test_function_environment_matches_its_settings_model(function, settings):
+    variables = set(template("functions")["Resources"][function]["Properties"]["Environment"]["Variables"])
+    assert variables - READ_BY_POWERTOOLS == settings.variable_names()
+    assert variables >= READ_BY_POWERTOOLS
+
+
+def test_lease_outlasts_any_execution():
+    timeout = json.loads(asl_text())["TimeoutSeconds"]
+    for function in ("TriggerFunction", "RetryFunction"):
+        lease = int(
+            template("functions")["Resources"][function]["Properties"]["Environment"]["Variables"]["LEASE_SECONDS"]
+        )
+        assert lease > timeout
+    assert timeout <= 300, "EXPRESS workflows run at most five minutes"
+
+
+def test_due_index_projects_what_the_retry_job_reads():
+    gsi = resources("table", "AWS::DynamoDB::Table")["Table"]["Properties"]["GlobalSecondaryIndexes"]
+    [index] = [g for g in gsi if g["IndexName"] == DUE_INDEX_NAME]
+    assert [k["AttributeName"] for k in index["KeySchema"]] == [Field.DUE_SHARD, Field.DUE_AT]
+    assert set(index["Projection"]["NonKeyAttributes"]) == {Field.STATUS, Field.ATTEMPT, Field.CLAIM_TOKEN}
+
+
+def test_stream_mapping_is_filtered_bounded_and_reports_partial_failures():
+    mapping = template("functions")["Resources"]["StreamMapping"]["Properties"]
+    assert json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"]) == {"eventName": ["INSERT"]}
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "OnFailure" in mapping["DestinationConfig"]
+    assert "MaximumRetryAttempts" in mapping and "BatchSize" in mapping
+
+
+def test_alarms_cannot_sit_in_insufficient_data_and_notify_both_ways():
+    for name, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        assert props["TreatMissingData"] == "notBreaching", name
+        assert props["AlarmActions"] and props["OKActions"], name
+
+
+@pytest.mark.parametrize(
+    "name", ["root-stack", "encryption", "table", "topics", "roles", "state-machine", "functions", "alarms"]
+)
+def test_every_parameter_is_constrained(name):
+    for param, spec in template(name).get("Parameters", {}).items():
+        constrained = "AllowedValues" in spec or "AllowedPattern" in spec or {"MinValue", "MaxValue"} <= set(spec)
+        assert constrained, f"{name}: {param} accepts anything"
+        if "AllowedPattern" in spec:
+            assert spec.get("ConstraintDescription"), f"{name}: {param} has a pattern but no ConstraintDescription"
+
+
+def test_root_parameters_are_all_grouped_and_labelled():
+    root = template("root-stack")
+    interface = root["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [p for g in interface["ParameterGroups"] for p in g["Parameters"]]
+    assert sorted(grouped) == sorted(root["Parameters"])
+    assert set(interface["ParameterLabels"]) == set(root["Parameters"])
+
+
+def test_no_account_region_or_email_literals():
+    for name in ("root-stack", "encryption", "table", "topics", "roles", "state-machine", "functions", "alarms"):
+        text = json.dumps(template(name))
+        assert not re.search(r"\b\d{12}\b", text), f"{name} has an account id literal"
+        assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", text), f"{name} has a region literal"
+        assert not re.search(r"[\w.]+@[\w-]+\.[a-z]{2,}", text), f"{name} has an email literal"

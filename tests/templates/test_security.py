@@ -1,0 +1,179 @@
+"""Least privilege and encryption, read from the templates: each IAM action is one that a
+code path or the platform needs, every store is encrypted with the stack's key, and every
+topic and queue refuses plain HTTP."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.templates import ROOT, resources, template
+
+pytestmark = pytest.mark.templates
+LAMBDA = ROOT / "code" / "python" / "disa_lambda"
+
+# Actions no code line calls but the platform needs for the function or state machine to
+# run as configured. Each says why; nothing else may appear in a policy.
+PLATFORM_NEEDS = {
+    "logs:CreateLogStream": "Lambda writes the function's logs",
+    "logs:PutLogEvents": "Lambda writes the function's logs",
+    "xray:PutTraceSegments": "active tracing",
+    "xray:PutTelemetryRecords": "active tracing",
+    "kms:Decrypt": "environment variables, stream records and topic payloads are encrypted with the key",
+    "kms:GenerateDataKey": "the on-failure destination queue is encrypted with the key",
+    "kms:GenerateDataKey*": "publishing to a topic encrypted with the key",
+    "dynamodb:DescribeStream": "the event source mapping reads the stream",
+    "dynamodb:GetRecords": "the event source mapping reads the stream",
+    "dynamodb:GetShardIterator": "the event source mapping reads the stream",
+    "dynamodb:ListStreams": "the event source mapping reads the stream",
+    "sqs:SendMessage": "the event source mapping's on-failure destination",
+    "xray:GetSamplingRules": "state machine tracing",
+    "xray:GetSamplingTargets": "state machine tracing",
+}
+LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+# Actions AWS offers no resource-level permission for; only these may use Resource "*".
+STAR_RESOURCE_ALLOWED = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "cloudwatch:PutMetricData",
+    "dynamodb:ListStreams",
+    *LOG_DELIVERY,
+}
+SERVICE_PREFIX = {"dynamodb": "dynamodb", "stepfunctions": "states", "cloudwatch": "cloudwatch"}
+
+
+def _calls_in(module: Path) -> set[str]:
+    """IAM actions of the boto3 calls a data-access module makes (self._client.<op>)."""
+    tree = ast.parse(module.read_text())
+    services = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "client" and node.args
+    }
+    operations = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "_client"
+    }
+    [service] = services
+    return {f"{SERVICE_PREFIX[service]}:{''.join(p.title() for p in op.split('_'))}" for op in operations}
+
+
+def _code_actions(handler: str) -> set[str]:
+    source = (LAMBDA / "handlers" / f"{handler}.py").read_text()
+    modules = re.findall(r"from disa_lambda\.dal\.(\w+) import", source)
+    actions = set().union(*(_calls_in(LAMBDA / "dal" / f"{m}.py") for m in modules))
+    if handler == "retry":  # query reaches only the due index
+        assert "dynamodb:Query" in actions
+    return actions
+
+
+def _asl_actions() -> set[str]:
+    asl = json.loads((ROOT / "state-machine" / "publisher.asl.json").read_text())
+    actions = set()
+    for state in asl["States"].values():
+        resource = state.get("Resource", "")
+        if resource.startswith("arn:aws:states:::"):
+            service, operation = resource.removeprefix("arn:aws:states:::").removeprefix("aws-sdk:").split(":")
+            actions.add(f"{service}:{operation[0].upper()}{operation[1:]}")
+    return actions
+
+
+def _statements(role: str) -> list[dict]:
+    props = resources("roles", "AWS::IAM::Role")[role]["Properties"]
+    return [s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _granted(role: str) -> set[str]:
+    actions = set()
+    for statement in _statements(role):
+        assert statement["Effect"] == "Allow"
+        granted = statement["Action"]
+        actions.update([granted] if isinstance(granted, str) else granted)
+    return actions
+
+
+@pytest.mark.parametrize(("role", "handler"), [("TriggerRole", "trigger"), ("RetryRole", "retry")])
+def test_function_role_grants_what_its_code_calls_and_the_platform_needs(role, handler):
+    granted = _granted(role)
+    needed = _code_actions(handler)
+    assert needed <= granted, f"{role} lacks {needed - granted}: the function would fail at run time"
+    extra = granted - needed - set(PLATFORM_NEEDS)
+    assert not extra, f"{role} grants {extra}, which no code path or platform feature uses"
+
+
+def test_state_machine_role_grants_what_the_asl_calls():
+    granted = _granted("StateMachineRole")
+    needed = _asl_actions()
+    assert needed == {"sns:Publish", "dynamodb:UpdateItem", "cloudwatch:PutMetricData"}
+    assert needed <= granted
+    assert not granted - needed - set(PLATFORM_NEEDS) - LOG_DELIVERY
+
+
+@pytest.mark.parametrize("role", ["TriggerRole", "RetryRole", "StateMachineRole"])
+def test_no_wildcard_action_and_star_resources_only_where_aws_has_no_resource_level(role):
+    for statement in _statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any("*" in a and a != "kms:GenerateDataKey*" for a in actions), statement
+        if statement["Resource"] == "*":
+            assert set(actions) <= STAR_RESOURCE_ALLOWED, statement
+            if "cloudwatch:PutMetricData" in actions:
+                assert "cloudwatch:namespace" in json.dumps(statement.get("Condition", {}))
+
+
+def test_every_store_topic_queue_and_log_group_uses_the_stacks_key():
+    key_refs = {"KmsMasterKeyId", "KMSMasterKeyId", "KmsKeyId", "KmsKeyArn"}
+    checked = 0
+    for name in ("table", "topics", "functions", "state-machine"):
+        for logical_id, resource in template(name)["Resources"].items():
+            if resource["Type"] in (
+                "AWS::SNS::Topic",
+                "AWS::SQS::Queue",
+                "AWS::Logs::LogGroup",
+                "AWS::DynamoDB::Table",
+                "AWS::Lambda::Function",
+            ):
+                text = json.dumps(resource["Properties"])
+                assert any(f'"{k}": {{"Ref": "KeyArn"}}' in text for k in key_refs), f"{name}/{logical_id}"
+                checked += 1
+    assert checked >= 9
+
+
+def test_every_topic_and_queue_denies_insecure_transport():
+    protected = {}
+    for name in ("topics", "functions"):
+        for resource in template(name)["Resources"].values():
+            if resource["Type"] in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+                targets = resource["Properties"].get("Topics") or resource["Properties"].get("Queues")
+                denies = [
+                    s
+                    for s in resource["Properties"]["PolicyDocument"]["Statement"]
+                    if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                ]
+                if denies:
+                    protected.update({t["Ref"]: name for t in targets})
+    owned = {
+        logical
+        for name in ("topics", "functions")
+        for logical, r in template(name)["Resources"].items()
+        if r["Type"] in ("AWS::SNS::Topic", "AWS::SQS::Queue")
+    }
+    assert owned == set(protected)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+from disa_lambda.models.exceptions import SettingsError
+from disa_lambda.models.settings import RetrySettings, TriggerSettings
+
+pytestmark = pytest.mark.unit
+
+ENV = {
+    "TABLE_NAME": "t",
+    "STATE_MACHINE_ARN": "arn",
+    "TOPIC_IS_FIFO": "false",
+    "MAX_ATTEMPTS": "5",
+    "LEASE_SECONDS": "300",
+    "RETRY_BASE_DELAY_SECONDS": "60",
+    "RETRY_MAX_DELAY_SECONDS": "3600",
+    "KEY_ATTRIBUTE_NAME": "id",
+    "METRIC_NAMESPACE": "Disa",
+    "METRIC_STACK_NAME": "disa",
+    "MAX_ITEMS_PER_RUN": "10",
+}
+
+
+def test_complete_environment_is_read():
+    settings = RetrySettings.from_env(ENV)
+    assert settings.MAX_ATTEMPTS == 5 and settings.TOPIC_IS_FIFO is False and settings.KEY_ATTRIBUTE_NAME == "id"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"TABLE_NAME": None}, "TABLE_NAME is not set"),
+        ({"MAX_ATTEMPTS": "five"}, "MAX_ATTEMPTS='five' is not an integer"),
+        ({"MAX_ATTEMPTS": "0"}, "MAX_ATTEMPTS=0 is below its minimum 1"),
+        ({"TOPIC_IS_FIFO": "yes"}, "TOPIC_IS_FIFO='yes' must be 'true' or 'false'"),
+        ({"RETRY_MAX_DELAY_SECONDS": "10"}, "RETRY_MAX_DELAY_SECONDS must not be below"),
+    ],
+)
+def test_a_wrong_environment_names_the_variable(change, message):
+    env = {**ENV, **change}
+    env = {k: v for k, v in env.items() if v is not None}
+    with pytest.raises(SettingsError, match=message):
+        TriggerSettings.from_env(env)
