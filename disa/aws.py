@@ -21,8 +21,11 @@ class Target:
     endpoint_url: str | None = None
 
     @property
-    def is_local(self) -> bool:
-        return bool(self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+    def uses_tls(self) -> bool:
+        """False for a plain-HTTP endpoint (a local cloud): no request to it could ever
+        satisfy a TLS-only policy."""
+        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "https://"
+        return endpoint.startswith("https://")
 
 
 class Clients:

@@ -21,6 +21,7 @@ from cfnlint.decode import decode_str
 
 from disa import project
 from disa.aws import Clients
+from disa.console import progress
 from disa.errors import UserError
 
 # Vendored dependencies are pure Python; asking pip for this platform makes a native
@@ -38,7 +39,7 @@ class Packaged:
     template_parameters: frozenset[str]
 
 
-def build_lambda_zip(log: Callable[[str], None] = print) -> bytes:
+def build_lambda_zip(log: Callable[[str], None] = progress) -> bytes:
     """The deployment zip: disa_lambda plus vendored runtime dependencies, byte-identical
     for identical inputs (sorted entries, fixed timestamps)."""
     deps = _vendored_dependencies(log)
@@ -91,7 +92,7 @@ def default_bucket(clients: Clients) -> str:
     return f"disa-artifacts-{clients.account_id()}-{clients.region}"
 
 
-def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = print) -> None:
+def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = progress) -> None:
     """Create the artifact bucket when missing: private, encrypted, versioned, TLS-only."""
     s3 = clients("s3")
     try:
@@ -105,7 +106,8 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
             ) from error
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
-    log(f"creating artifact bucket {bucket} (private, encrypted, versioned)")
+    tls_only = ", TLS-only" if clients.target.uses_tls else ""
+    log(f"creating artifact bucket {bucket} (private, encrypted, versioned{tls_only})")
     create: dict[str, Any] = {"Bucket": bucket}
     if clients.region != "us-east-1":
         create["CreateBucketConfiguration"] = {"LocationConstraint": clients.region}
@@ -126,24 +128,24 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
         },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
+    if clients.target.uses_tls:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
             {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
-        ),
-    )
+        ],
+    }
 
 
 def template_url(region: str, bucket: str, key: str) -> str:
@@ -152,7 +154,7 @@ def template_url(region: str, bucket: str, key: str) -> str:
     return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
 
 
-def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[str], None] = print) -> Packaged:
+def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[str], None] = progress) -> Packaged:
     """Upload cft/ and state-machine/ under a prefix named by the hash of their content,
     and the Lambda zip under a key named by its own hash."""
     ensure_bucket(clients, bucket, log)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from disa.aws import Clients
+from disa.console import progress
 from disa.errors import UserError
 from disa.packaging import Packaged
 
@@ -44,7 +45,7 @@ def deploy(
     stack: str,
     packaged: Packaged,
     parameters: dict[str, str],
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = progress,
 ) -> bool:
     """Create or update ``stack``; returns False when there was nothing to change."""
     cfn = clients("cloudformation")
@@ -110,7 +111,7 @@ def _wait_for_change_set(clients: Clients, stack: str, change_set: str) -> dict[
         time.sleep(POLL_SECONDS / 2)
 
 
-def destroy(clients: Clients, stack: str, log: Callable[[str], None] = print) -> None:
+def destroy(clients: Clients, stack: str, log: Callable[[str], None] = progress) -> None:
     if stack_status(clients, stack) is None:
         raise UserError(f"stack {stack} does not exist; nothing to destroy")
     started = time.time()

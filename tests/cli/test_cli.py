@@ -1,0 +1,185 @@
+"""The `disa` command against moto: packaging into a private bucket, sending items in
+every accepted form, status, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from disa import cli
+from disa.aws import Target
+from disa.packaging import tls_only_policy
+
+pytestmark = pytest.mark.cli
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stack(core):
+    """A stack whose outputs describe the moto core, as the root stack's outputs do."""
+    cfn = boto3.client("cloudformation")
+    outputs = {
+        "TableName": core.table,
+        "KeyAttributeName": "id",
+        "KeyAttributeType": "S",
+        "PublishFailuresAlarmName": "a1",
+        "AbandonedItemsAlarmName": "a2",
+        "TriggerFailuresAlarmName": "a3",
+        "RetryFunctionName": "disa-test-retry",
+    }
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    cfn.create_stack(StackName="disa-test", TemplateBody=json.dumps(template))
+    for name in ("a1", "a2", "a3"):
+        boto3.client("cloudwatch").put_metric_alarm(
+            AlarmName=name,
+            MetricName="PublishFailed",
+            Namespace="Disa",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    return core
+
+
+def disa(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_package_creates_a_private_encrypted_versioned_bucket_and_reuploads_nothing(moto_endpoint, capsys):
+    code, out, _ = disa(capsys, "package", "--bucket", "disa-artifacts-test", "--endpoint-url", moto_endpoint)
+    assert code == 0
+    url, *parameters = out.strip().splitlines()
+    assert url.startswith("https://s3.us-east-1.amazonaws.com/disa-artifacts-test/disa/")
+    assert url.endswith("/cft/root-stack.yaml")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    block = s3.get_public_access_block(Bucket="disa-artifacts-test")["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert s3.get_bucket_versioning(Bucket="disa-artifacts-test")["Status"] == "Enabled"
+    assert s3.get_bucket_encryption(Bucket="disa-artifacts-test")["ServerSideEncryptionConfiguration"]["Rules"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="disa-artifacts-test")["Contents"]}
+    prefix = dict(p.strip().split("=", 1) for p in parameters)["ArtifactPrefix"]
+    for nested in ("encryption", "table", "topics", "roles", "state-machine", "functions", "alarms"):
+        assert f"{prefix}cft/nested-stacks/{nested}.yaml" in keys
+    assert f"{prefix}state-machine/publisher.asl.json" in keys
+
+    code, again, _ = disa(capsys, "package", "--bucket", "disa-artifacts-test", "--endpoint-url", moto_endpoint)
+    assert again == out, "unchanged content keeps its keys"
+    assert len(s3.list_objects_v2(Bucket="disa-artifacts-test")["Contents"]) == len(keys)
+
+
+def test_artifact_bucket_policy_on_aws_refuses_plain_http():
+    statement = tls_only_policy("b")["Statement"][0]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+    assert Target().uses_tls and not Target(endpoint_url="http://127.0.0.1:4566").uses_tls
+
+
+def test_send_from_arguments_prints_the_key_of_a_well_formed_item(stack, capsys):
+    code, out, _ = disa(
+        capsys, "send", "--stack", "disa-test", "hello there", "--subject", "Hi", "-a", "color=red", "--key", "k-1"
+    )
+    assert (code, out.strip()) == (0, "k-1")
+    assert stack.item("k-1") == {
+        "id": {"S": "k-1"},
+        "message": {"S": "hello there"},
+        "subject": {"S": "Hi"},
+        "attributes": {"M": {"color": {"S": "red"}}},
+    }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"message": "plain json", "attributes": {"n": 5}},
+        {"message": {"S": "plain json"}, "attributes": {"M": {"n": {"N": "5"}}}},
+    ],
+)
+def test_send_from_a_file_takes_plain_and_dynamodb_json(stack, capsys, tmp_path, document):
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(document))
+    code, out, _ = disa(capsys, "send", "--stack", "disa-test", "--file", str(path))
+    assert code == 0
+    assert stack.item(out.strip())["attributes"] == {"M": {"n": {"N": "5"}}}
+
+
+def test_send_never_overwrites_an_existing_item(stack, capsys):
+    disa(capsys, "send", "--stack", "disa-test", "first", "--key", "same")
+    code, _, err = disa(capsys, "send", "--stack", "disa-test", "second", "--key", "same")
+    assert code == 1
+    assert err.strip() == "disa: an item with key 'same' exists already; Disa sends on insert only, so use a new key"
+    assert stack.item("same")["message"] == {"S": "first"}
+
+
+def test_status_counts_items_and_lists_recent_problems_with_reasons(stack, capsys):
+    stack.put({"id": {"S": "ok"}, "message": {"S": "m"}, "status": {"S": "SUCCESSFUL"}})
+    stack.put(
+        {
+            "id": {"S": "bad"},
+            "message": {"N": "1"},
+            "status": {"S": "REJECTED"},
+            "statusReason": {"S": "message: must be a non-empty string"},
+            "updatedAt": {"S": "2026-01-01"},
+        }
+    )
+    stack.put({"id": {"S": "new"}, "message": {"S": "m"}})
+    code, out, _ = disa(capsys, "status", "--stack", "disa-test", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["counts"] == {
+        "PENDING": 0,
+        "SUCCESSFUL": 1,
+        "FAILED": 0,
+        "ABANDONED": 0,
+        "REJECTED": 1,
+        "NO STATUS YET": 1,
+    }
+    assert report["recentProblems"][0]["reason"] == "message: must be a non-empty string"
+    assert set(report["alarms"]) == {"a1", "a2", "a3"}
+
+
+def test_commands_on_a_missing_stack_say_what_to_do(moto_engine, capsys):
+    code, out, err = disa(capsys, "status", "--stack", "nope")
+    assert code == 1 and out == ""
+    assert err == "disa: stack nope does not exist; deploy it first with `disa deploy --stack nope`\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["send", "--stack", "s", "--endpoint-url", "http://127.0.0.1:9", "x"],
+            "disa: cannot reach http://127.0.0.1:9",
+        ),
+        (["deploy", "--bogus"], "disa: unrecognized arguments: --bogus"),
+        ([], "disa: the following arguments are required: command"),
+        (["deploy", "-p", "no-equals-sign", "--endpoint-url", "http://127.0.0.1:9"], "disa: "),
+    ],
+)
+def test_mistakes_print_one_line_and_no_traceback(args, expected):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_CONFIG_FILE": "/dev/null",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "disa", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith(expected)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr

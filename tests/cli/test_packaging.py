@@ -1,0 +1,59 @@
+"""The Lambda zip: what is in it, what is not, and that its handlers import from it alone."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+
+from disa.packaging import build_lambda_zip
+
+pytestmark = pytest.mark.packaging
+
+
+@pytest.fixture(scope="module")
+def lambda_zip() -> bytes:
+    return build_lambda_zip(log=lambda _: None)
+
+
+def test_zip_holds_the_code_its_contracts_and_runtime_dependencies(lambda_zip):
+    names = zipfile.ZipFile(io.BytesIO(lambda_zip)).namelist()
+    for expected in (
+        "disa_lambda/handlers/trigger.py",
+        "disa_lambda/handlers/retry.py",
+        "disa_lambda/contracts/item.schema.json",
+        "disa_lambda/contracts/execution-input.schema.json",
+        "aws_lambda_powertools/__init__.py",
+        "fastjsonschema/__init__.py",
+    ):
+        assert expected in names
+
+
+def test_zip_leaves_out_tests_caches_dev_tools_and_the_runtime_sdk(lambda_zip):
+    names = zipfile.ZipFile(io.BytesIO(lambda_zip)).namelist()
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.split("/")[0] in ("tests", "boto3", "botocore", "moto", "pytest", "cfnlint")]
+    assert not [n for n in names if n.endswith((".so", ".pyd"))], "native code would tie the zip to one platform"
+    assert len(lambda_zip) < 10 * 1024 * 1024
+
+
+def test_zip_is_byte_identical_when_nothing_changed(lambda_zip):
+    assert build_lambda_zip(log=lambda _: None) == lambda_zip
+
+
+def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
+    zipfile.ZipFile(io.BytesIO(lambda_zip)).extractall(tmp_path)
+    sdk = str(Path(boto3.__file__).parent.parent)  # stands in for the runtime's own boto3
+    probe = (
+        "import sys; sys.path[:] = [sys.argv[1], sys.argv[2]] + [p for p in sys.path if 'site-packages' not in p];"
+        "import disa_lambda.handlers.trigger, disa_lambda.handlers.retry, aws_lambda_powertools, fastjsonschema;"
+        "assert aws_lambda_powertools.__file__.startswith(sys.argv[1]), aws_lambda_powertools.__file__;"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path), sdk], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
