@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from disa import items, packaging, stacks
+from disa import demo, faults, items, local_cloud, packaging, stacks
 from disa.aws import Clients, Target
 from disa.errors import UserError
+from disa.local_cloud import LocalCloud
 
 EXIT_USER_ERROR = 2
 
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
     common.add_argument("--profile", help="AWS profile name")
     common.add_argument("--endpoint-url", help="send every call to this endpoint (also AWS_ENDPOINT_URL)")
+    common.add_argument("--local", action="store_true", help="target the local cloud started by `disa local up`")
     stack = argparse.ArgumentParser(add_help=False)
     stack.add_argument("--stack", default="disa", help="root stack name (default: disa)")
 
@@ -67,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     commands.add_parser("retry", parents=[common, stack], help="run the retry job now")
+    fault = commands.add_parser("fault", parents=[common, stack], help="inject a fault: sns-outage on|off")
+    fault.add_argument("fault", choices=["sns-outage"])
+    fault.add_argument("switch", choices=["on", "off"])
+    local = commands.add_parser("local", help="the embedded local cloud: up, down, status, logs")
+    local.add_argument("action", choices=["up", "down", "status", "logs"])
+    local.add_argument("--lines", type=int, default=40, help="log lines to show (logs)")
+    commands.add_parser("demo", help="run Disa end to end on the local cloud and check every outcome")
     destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
     destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
     return parser
@@ -160,6 +170,28 @@ def _retry(clients: Clients, args: argparse.Namespace) -> int:
     return 0
 
 
+def _fault(clients: Clients, args: argparse.Namespace) -> int:
+    snapshots = LocalCloud().home / "faults" if clients.target.endpoint_url else None
+    print(faults.sns_outage(clients, items.StackInfo.of(clients, args.stack), args.switch == "on", snapshots))
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    cloud = LocalCloud()
+    if args.action == "up":
+        started = cloud.up()
+        print(f"local cloud {'started' if started else 'already running'} at {cloud.endpoint}")
+    elif args.action == "down":
+        print("local cloud stopped (state saved)" if cloud.down() else "local cloud was not running")
+    elif args.action == "status":
+        print(json.dumps(cloud.status(), indent=2))
+    elif not cloud.log_file.exists():
+        raise UserError("no engine log yet; start the local cloud with `disa local up`")
+    else:
+        print("\n".join(cloud.log_file.read_text(errors="replace").splitlines()[-args.lines :]))
+    return 0
+
+
 COMMANDS = {
     "package": _package,
     "deploy": _deploy,
@@ -167,12 +199,27 @@ COMMANDS = {
     "send": _send,
     "status": _status,
     "retry": _retry,
+    "fault": _fault,
 }
 
 
+def _target(args: argparse.Namespace) -> Target:
+    if not args.local:
+        return Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+    cloud = LocalCloud()
+    cloud.require_running()
+    # Local calls never use, or leak, the developer's real AWS credentials.
+    os.environ.update({k: v for k, v in cloud.environment().items() if k != "AWS_ENDPOINT_URL"})
+    os.environ.pop("AWS_PROFILE", None)
+    return Target(region=local_cloud.REGION, endpoint_url=cloud.endpoint)
+
+
 def run(args: argparse.Namespace) -> int:
-    clients = Clients(Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url))
-    return COMMANDS[args.command](clients, args)
+    if args.command == "local":
+        return _local(args)
+    if args.command == "demo":
+        return demo.main()
+    return COMMANDS[args.command](Clients(_target(args)), args)
 
 
 def _read(path: str) -> str:
@@ -207,4 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("disa: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (e.g. `| head`) left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1

@@ -29,6 +29,7 @@ class StackInfo:
     key_type: str
     alarms: tuple[str, ...]
     retry_function: str
+    topic_arn: str
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -41,6 +42,7 @@ class StackInfo:
                 out[k] for k in ("PublishFailuresAlarmName", "AbandonedItemsAlarmName", "TriggerFailuresAlarmName")
             ),
             retry_function=out["RetryFunctionName"],
+            topic_arn=out["MessageTopicArn"],
         )
 
 
