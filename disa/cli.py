@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from disa import demo, faults, items, local_cloud, packaging, stacks
+from disa import bench, demo, faults, items, local_cloud, packaging, stacks
 from disa.aws import Clients, Target
 from disa.errors import UserError
 from disa.local_cloud import LocalCloud
@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=["up", "down", "status", "logs"])
     local.add_argument("--lines", type=int, default=40, help="log lines to show (logs)")
     commands.add_parser("demo", help="run Disa end to end on the local cloud and check every outcome")
+    bench = commands.add_parser("bench", help="throughput and latency on the local cloud, beside the engine's ceiling")
+    bench.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
+    bench.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
     destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
     destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
     return parser
@@ -192,6 +195,16 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    if args.items < 1:
+        raise UserError("--items must be at least 1")
+    cloud = LocalCloud()
+    cloud.up()
+    args.local, args.region, args.profile, args.endpoint_url = True, None, None, None
+    print(bench.report(bench.run(Clients(_target(args)), args.items, args.timeout)))
+    return 0
+
+
 COMMANDS = {
     "package": _package,
     "deploy": _deploy,
@@ -219,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
         return _local(args)
     if args.command == "demo":
         return demo.main()
+    if args.command == "bench":
+        return _bench(args)
     return COMMANDS[args.command](Clients(_target(args)), args)
 
 
