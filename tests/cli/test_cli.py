@@ -31,6 +31,7 @@ def stack(core):
         "AbandonedItemsAlarmName": "a2",
         "TriggerFailuresAlarmName": "a3",
         "RetryFunctionName": "disa-test-retry",
+        "MessageTopicArn": core.topic_arn,
     }
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},

@@ -45,22 +45,30 @@ class ItemStore:
                     ":now": {"S": now_iso},
                 },
                 names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+                returns="NONE",
             )
             is not None
         )
 
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str) -> bool:
-        """REJECTED with a reason, unless the pipeline has already claimed the item.
+    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool:
+        """REJECTED with a reason, unless the pipeline has claimed the item since.
 
-        An inserter who wrote a status of their own has it replaced: only Disa sets status.
+        Disa never claims an invalid insert, so the item still carries the claimToken it was
+        inserted with (normally none). An inserter who wrote pipeline attributes of their
+        own has the status replaced: only Disa sets status.
         """
+        condition = "attribute_not_exists(#token)" if inserted_token is None else "#token = :inserted"
+        values = {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}}
+        if inserted_token is not None:
+            values[":inserted"] = inserted_token
         return (
             self._update(
                 key,
                 "SET #status = :rejected, #reason = :reason, #updated = :now",
-                "attribute_not_exists(#token)",
-                {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}},
+                condition,
+                values,
                 names=("#status", "#reason", "#updated", "#token"),
+                returns="NONE",
             )
             is not None
         )
@@ -122,6 +130,7 @@ class ItemStore:
         condition: str,
         values: Mapping[str, Any],
         names: tuple[str, ...],
+        returns: str = "ALL_NEW",
     ) -> dict[str, Any] | None:
         # An update creates a missing item; requiring the key keeps a late write from
         # resurrecting an item its owner deleted.
@@ -134,10 +143,10 @@ class ItemStore:
                 ConditionExpression=f"attribute_exists(#key) AND ({condition})",
                 ExpressionAttributeNames={"#key": key_name, **{name: _NAMES[name] for name in names}},
                 ExpressionAttributeValues=dict(values),
-                ReturnValues="ALL_NEW",
+                ReturnValues=returns,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise StoreUnavailable(f"update of item {dict(key)} failed: {error}") from error
-        return response["Attributes"]
+        return response.get("Attributes", {})

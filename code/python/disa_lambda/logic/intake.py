@@ -10,6 +10,7 @@ from disa_lambda.logic import attempts, clock
 from disa_lambda.logic.validation import find_problem
 from disa_lambda.models.exceptions import MalformedStreamRecord, WorkflowStartFailed
 from disa_lambda.models.settings import PublishingSettings
+from disa_lambda.models.status import Field
 
 
 class IntakeOutcome(StrEnum):
@@ -22,7 +23,7 @@ class IntakeOutcome(StrEnum):
 
 class Store(Protocol):
     def claim_new(self, key: Mapping[str, Any], claim: attempts.Claim, now_iso: str) -> bool: ...
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str) -> bool: ...
+    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
 
 
 class Starter(Protocol):
@@ -57,14 +58,15 @@ def handle_insert(
             publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, accepted_at=now_iso)
         except attempts.ItemUnpublishable as unpublishable:
             problem = str(unpublishable)
+    inserted_token = body.get(Field.CLAIM_TOKEN)
     if problem is not None:
-        store.reject(key, problem, now_iso)
+        store.reject(key, problem, now_iso, inserted_token)
         return IntakeOutcome.REJECTED
     claim = attempts.plan_claim(key, 1, now, settings, rng)
     try:
         document = attempts.execution_input(key, claim, publish)
     except attempts.ItemUnpublishable as unpublishable:
-        store.reject(key, str(unpublishable), now_iso)
+        store.reject(key, str(unpublishable), now_iso, inserted_token)
         return IntakeOutcome.REJECTED
     if not store.claim_new(key, claim, now_iso):
         # A redelivered record, or the item was deleted: this record starts nothing.

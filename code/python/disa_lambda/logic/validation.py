@@ -3,6 +3,7 @@ a person can act on. Every reason starts with the attribute it is about."""
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from typing import Any, Callable, Mapping
@@ -30,12 +31,18 @@ def find_problem(body: Mapping[str, Any]) -> str | None:
     or None when it is valid."""
     owned = sorted(set(body) & pipeline_owned_fields())
     if owned:
-        return f"{owned[0]}: is written by Disa, not by the inserter; insert the item without it"
+        return f"{_name(owned[0])}: is written by Disa, not by the inserter; insert the item without it"
     try:
         _item_validator()(dict(body))
     except fastjsonschema.JsonSchemaValueException as error:
         return _explain(error, body)
     return None
+
+
+def _name(field: str) -> str:
+    """A field name as a reason shows it: quoted (JSON) unless it is a plain name, so a
+    name such as "a: b" cannot be mistaken for the reason's own punctuation."""
+    return field if re.fullmatch(r"[A-Za-z0-9_.-]+", field) else json.dumps(field, ensure_ascii=False)
 
 
 def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, Any]) -> str:
@@ -46,7 +53,7 @@ def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, 
             return schema["x-missing-message"]
         unknown = sorted(set(body) - set(schema["properties"]))
         return (
-            f"{unknown[0]}: not an attribute Disa knows; check its spelling "
+            f"{_name(unknown[0])}: not an attribute Disa knows; check its spelling "
             f"(allowed besides the key: {', '.join(schema['properties'])})"
         )
     # The deepest schema node on the error's path that carries a sentence explains it best.
@@ -62,9 +69,9 @@ def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, 
     where = path[0]
     if path[0] == "attributes":
         if len(path) >= 3:  # attributes, M, <name>, ...: name the message attribute itself
-            where = f"attributes.{path[2]}"
+            where = f"attributes.{_name(path[2])}"
         elif error.rule == "propertyNames":
             pattern = re.compile(schema["properties"]["attributes"]["properties"]["M"]["propertyNames"]["pattern"])
             bad = next((name for name in body["attributes"]["M"] if not pattern.search(name)), "")
-            where = f"attributes.{bad}"
+            where = f"attributes.{_name(bad)}"
     return f"{where}: {reason}"

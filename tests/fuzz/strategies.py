@@ -1,0 +1,88 @@
+"""Generated items in DynamoDB AttributeValue form: valid ones built from the contract's
+rules, and arbitrary ones (wrong types, unknown and pipeline-owned attributes, empty and
+huge values, any unicode DynamoDB can store)."""
+
+from __future__ import annotations
+
+import string
+
+from disa_lambda.logic.attempts import PAYLOAD_LIMIT_BYTES, STATE_GROWTH_RESERVE_BYTES
+from disa_lambda.logic.validation import known_fields, pipeline_owned_fields
+from hypothesis import strategies as st
+
+# DynamoDB stores any valid UTF-8; surrogates cannot be encoded, so they never reach Disa.
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
+nonempty_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
+numbers = st.one_of(
+    st.integers(-(10**9), 10**9).map(str),
+    st.decimals(-(10**9) + 1, 10**9 - 1, places=5, allow_nan=False, allow_infinity=False).map(
+        lambda d: format(d.normalize(), "f")
+    ),
+)
+attribute_names = st.from_regex(r"\A[A-Za-z0-9_-]([A-Za-z0-9_-]|\.(?=[A-Za-z0-9_-])){0,30}\Z").filter(
+    lambda n: not n.lower().startswith(("aws.", "amazon."))
+)
+subjects = st.text(alphabet=string.printable[:95].replace("\t", "").replace("\n", ""), min_size=1, max_size=99).filter(
+    lambda s: s[0] != " "
+)
+fifo_ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=128)
+
+
+def _value(kind: str):
+    return {
+        "S": nonempty_text.map(lambda v: {"S": v}),
+        "N": numbers.map(lambda v: {"N": v}),
+        "SS": st.sets(text, min_size=1, max_size=4).map(lambda v: {"SS": sorted(v)}),
+        "NS": st.sets(st.integers(-1000, 1000).map(str), min_size=1, max_size=4).map(lambda v: {"NS": sorted(v)}),
+    }[kind]
+
+
+attribute_values = st.sampled_from(["S", "N", "SS", "NS"]).flatmap(_value)
+
+
+@st.composite
+def valid_items(draw, fifo: bool = False, near_limit: bool = True):
+    """``near_limit`` adds messages close to Disa's size limit (counted in UTF-8 bytes, as
+    AWS counts them; moto counts the ASCII-escaped JSON, so its engine needs it off)."""
+    sizes = [1, 10, 1000, 30_000] + ([PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES - 2000] if near_limit else [])
+    size = draw(st.sampled_from(sizes))
+    message = draw(st.one_of(nonempty_text, st.just("x" * size), st.just("é✓🎉" * (size // 12 + 1))))
+    item = {"message": {"S": message}}
+    if draw(st.booleans()):
+        item["subject"] = {"S": draw(subjects)}
+    attributes = draw(st.dictionaries(attribute_names, attribute_values, max_size=10))
+    if attributes or draw(st.booleans()):
+        item["attributes"] = {"M": attributes}
+    if fifo:
+        item["messageGroupId"] = {"S": draw(fifo_ids)}
+        if draw(st.booleans()):
+            item["deduplicationId"] = {"S": draw(fifo_ids)}
+    return item
+
+
+any_attribute_value = st.recursive(
+    st.one_of(
+        text.map(lambda v: {"S": v}),
+        numbers.map(lambda v: {"N": v}),
+        st.binary(max_size=20).map(lambda v: {"B": v}),
+        st.booleans().map(lambda v: {"BOOL": v}),
+        st.just({"NULL": True}),
+        st.sets(text, min_size=1, max_size=3).map(lambda v: {"SS": sorted(v)}),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda v: {"L": v}),
+        st.dictionaries(text, inner, max_size=4).map(lambda v: {"M": v}),
+    ),
+    max_leaves=8,
+)
+field_names = st.one_of(
+    st.sampled_from(known_fields()), st.sampled_from(sorted(pipeline_owned_fields())), st.text(min_size=1, max_size=12)
+)
+
+
+@st.composite
+def arbitrary_items(draw, near_limit: bool = True):
+    """Anything an `aws dynamodb put-item` could write, near-valid items most of all."""
+    base = draw(st.one_of(valid_items(near_limit=near_limit), st.just({})))
+    extra = draw(st.dictionaries(field_names, any_attribute_value, max_size=3))
+    return {**base, **extra}
