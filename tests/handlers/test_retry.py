@@ -108,7 +108,7 @@ def test_overlapping_runs_start_each_item_once(deployed, context):
     seen_by_slow_run = [i for s in range(8) for i in index.due_items(str(s), int(time.time()), 100)]
 
     fast = retry.lambda_handler(load_event("scheduled-event"), context)
-    _, _, store, workflow, _ = retry._dependencies()
+    _, _, _, store, workflow, _ = retry._dependencies()
     slow = retries.run(
         settings, SnapshotIndex(seen_by_slow_run), store, workflow, time.time, random.Random(1), lambda: 300_000
     )
@@ -117,3 +117,50 @@ def test_overlapping_runs_start_each_item_once(deployed, context):
     assert fast["started"] == 3
     assert slow.started == 0 and slow.lost_races == 3
     assert sorted(m["Body"] for m in deployed.received()) == ["retry o1", "retry o2", "retry o3"]
+
+
+def _sweep_all_segments(context) -> list[dict]:
+    """One retry run per segment, as the schedule does over SWEEP_SEGMENTS minutes."""
+    reports = []
+    settings = retry._dependencies()[0]
+    for minute in range(settings.SWEEP_SEGMENTS):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("disa_lambda.logic.clock.now", lambda m=minute: time.time() // 3600 * 3600 + 60 * m + 1)
+            reports.append(retry.lambda_handler(load_event("scheduled-event"), context)["sweep"])
+    return reports
+
+
+def test_sweep_takes_in_an_item_no_stream_record_brought(deployed, context):
+    deployed.put({"id": {"S": "lost"}, "message": {"S": "never reached the trigger"}})
+    deployed.put({"id": {"S": "lost-bad"}, "message": {"N": "1"}})
+
+    first = _sweep_all_segments(context)
+    assert sum(r["marked"] for r in first) == 2 and sum(r["taken_in"] for r in first) == 0, "first sight only marks"
+    assert deployed.status("lost") is None and "sweptAt" in deployed.item("lost")
+
+    for key in ("lost", "lost-bad"):  # the grace period passes
+        deployed.clients["dynamodb"].update_item(
+            TableName=deployed.table,
+            Key={"id": {"S": key}},
+            UpdateExpression="SET sweptAt = :long_ago",
+            ExpressionAttributeValues={":long_ago": {"N": "1"}},
+        )
+    second = _sweep_all_segments(context)
+    deployed.wait_for_executions()
+
+    assert sum(r["taken_in"] for r in second) == 1 and sum(r["rejected"] for r in second) == 1
+    assert deployed.status("lost") == "SUCCESSFUL"
+    assert deployed.item("lost-bad")["statusReason"]["S"].startswith("message: must be a non-empty string")
+    assert [m["Body"] for m in deployed.received()] == ["never reached the trigger"]
+
+
+def test_a_late_stream_record_after_the_sweep_sends_nothing_more(deployed, context):
+    deployed.put({"id": {"S": "late"}, "message": {"S": "once"}, "sweptAt": {"N": "1"}})
+    _sweep_all_segments(context)
+    deployed.wait_for_executions()
+    record = stream_record({"id": {"S": "late"}, "message": {"S": "once"}})  # the INSERT image
+
+    assert trigger.lambda_handler(stream_event(record), context) == {"batchItemFailures": []}
+    deployed.wait_for_executions()
+    assert [m["Body"] for m in deployed.received()] == ["once"]
+    assert deployed.status("late") == "SUCCESSFUL"

@@ -136,6 +136,9 @@ class Core:
                 "RetryBaseDelaySeconds": "60",
                 "RetryMaxDelaySeconds": "3600",
                 "MetricNamespace": NAMESPACE,
+                "RetryIntervalMinutes": "1",
+                "SweepSegments": "4",
+                "SweepGraceSeconds": "600",
             },
         )
         return {name: str(value) for name, value in values.items()}

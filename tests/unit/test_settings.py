@@ -18,6 +18,9 @@ ENV = {
     "METRIC_NAMESPACE": "Disa",
     "METRIC_STACK_NAME": "disa",
     "MAX_ITEMS_PER_RUN": "10",
+    "RETRY_INTERVAL_MINUTES": "1",
+    "SWEEP_SEGMENTS": "60",
+    "SWEEP_GRACE_SECONDS": "600",
 }
 
 

@@ -20,6 +20,7 @@ _NAMES = {
     "#shard": Field.DUE_SHARD,
     "#due": Field.DUE_AT,
     "#updated": Field.UPDATED_AT,
+    "#swept": Field.SWEPT_AT,
 }
 
 
@@ -68,6 +69,20 @@ class ItemStore:
                 condition,
                 values,
                 names=("#status", "#reason", "#updated", "#token"),
+                returns="NONE",
+            )
+            is not None
+        )
+
+    def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool:
+        """Note when the sweep first saw an item without a status (a MODIFY: sends nothing)."""
+        return (
+            self._update(
+                key,
+                "SET #swept = :now",
+                "attribute_not_exists(#status) AND attribute_not_exists(#swept)",
+                {":now": {"N": str(now_epoch)}},
+                names=("#status", "#swept"),
                 returns="NONE",
             )
             is not None

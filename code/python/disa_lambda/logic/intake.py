@@ -49,6 +49,23 @@ def handle_insert(
             f"INSERT record {record.get('eventID')} has no Keys or NewImage; "
             "the table stream must use NEW_AND_OLD_IMAGES"
         )
+    return take_in(key, image, settings, store, workflow, now, rng)
+
+
+def take_in(
+    key: Mapping[str, Any],
+    image: Mapping[str, Any],
+    settings: PublishingSettings,
+    store: Store,
+    workflow: Starter,
+    now: float,
+    rng: random.Random,
+) -> IntakeOutcome:
+    """REJECT an item that breaks the contract, or claim it and start its first attempt.
+
+    The stream trigger calls this for each INSERT, the sweep for items no record brought.
+    Both may see the same item: the conditional claim lets only one of them start it.
+    """
     body = {name: value for name, value in image.items() if name not in key}
     now_iso = clock.iso(now)
     problem = find_problem(body)
@@ -69,7 +86,7 @@ def handle_insert(
         store.reject(key, str(unpublishable), now_iso, inserted_token)
         return IntakeOutcome.REJECTED
     if not store.claim_new(key, claim, now_iso):
-        # A redelivered record, or the item was deleted: this record starts nothing.
+        # A redelivered record, the sweep came first, or the item was deleted.
         return IntakeOutcome.ALREADY_HANDLED
     try:
         workflow.start(attempts.execution_name(key, claim), document)

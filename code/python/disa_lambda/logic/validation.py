@@ -67,11 +67,26 @@ def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, 
         node = child
         reason = node.get("x-reasons", {}).get(error.rule, node.get("x-reason", reason))
     where = path[0]
-    if path[0] == "attributes":
-        if len(path) >= 3:  # attributes, M, <name>, ...: name the message attribute itself
-            where = f"attributes.{_name(path[2])}"
-        elif error.rule == "propertyNames":
-            pattern = re.compile(schema["properties"]["attributes"]["properties"]["M"]["propertyNames"]["pattern"])
-            bad = next((name for name in body["attributes"]["M"] if not pattern.search(name)), "")
-            where = f"attributes.{_name(bad)}"
+    if path[0] == "attributes" and (len(path) >= 3 or error.rule == "propertyNames"):
+        # The error path is a dotted string split apart, so names with dots (or empty ones)
+        # come back broken: find the offending attribute by checking each one.
+        where = f"attributes.{_name(_first_bad_attribute(body['attributes']['M']))}"
     return f"{where}: {reason}"
+
+
+@cache
+def _attribute_checks() -> tuple[re.Pattern[str], Callable[[Any], Any]]:
+    entries = contracts.load("item")["properties"]["attributes"]["properties"]["M"]
+    return re.compile(entries["propertyNames"]["pattern"]), fastjsonschema.compile(entries["additionalProperties"])
+
+
+def _first_bad_attribute(attributes: Mapping[str, Any]) -> str:
+    pattern, value_check = _attribute_checks()
+    for name, value in attributes.items():
+        if not pattern.search(name):
+            return name
+        try:
+            value_check(value)
+        except fastjsonschema.JsonSchemaValueException:
+            return name
+    return ""

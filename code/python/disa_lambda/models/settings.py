@@ -90,6 +90,9 @@ class RetrySettings(PublishingSettings):
     METRIC_NAMESPACE: str = ""
     METRIC_STACK_NAME: str = ""
     MAX_ITEMS_PER_RUN: int = 0
+    RETRY_INTERVAL_MINUTES: int = 1
+    SWEEP_SEGMENTS: int = 0
+    SWEEP_GRACE_SECONDS: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None):
@@ -100,4 +103,7 @@ class RetrySettings(PublishingSettings):
             METRIC_NAMESPACE=_str(env, "METRIC_NAMESPACE"),
             METRIC_STACK_NAME=_str(env, "METRIC_STACK_NAME"),
             MAX_ITEMS_PER_RUN=_int(env, "MAX_ITEMS_PER_RUN", 1),
+            RETRY_INTERVAL_MINUTES=_int(env, "RETRY_INTERVAL_MINUTES", 1),
+            SWEEP_SEGMENTS=_int(env, "SWEEP_SEGMENTS", 0),
+            SWEEP_GRACE_SECONDS=_int(env, "SWEEP_GRACE_SECONDS", 0),
         )

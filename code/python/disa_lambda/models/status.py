@@ -40,6 +40,7 @@ class Field:
     UPDATED_AT = "updatedAt"
     LAST_ERROR = "lastError"
     LAST_CAUSE = "lastCause"
+    SWEPT_AT = "sweptAt"  # when the sweep first saw the item without a status
 
 
 # The due index is sharded so that a burst of in-flight items does not write to one hot

@@ -1,0 +1,77 @@
+"""The sweep: finds items that no stream record brought to the trigger (a disabled mapping,
+a record older than the stream's 24 hours, a batch sent to the on-failure queue) and takes
+them in as the trigger would.
+
+Each retry run scans one segment of the table, the next one each run, so the whole table is
+covered every SWEEP_SEGMENTS runs. An item without a status is marked on first sight and
+taken in once SWEEP_GRACE_SECONDS have passed, which leaves fresh inserts to the trigger;
+if both reach an item, the conditional claim lets only one start it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Protocol
+
+from disa_lambda.logic import intake
+from disa_lambda.models.settings import RetrySettings
+from disa_lambda.models.status import Field
+
+SCAN_PAGE_SIZE = 100
+TIME_RESERVE_MS = 10_000
+
+
+class Scanner(Protocol):
+    def segment(self, segment: int, total_segments: int, page_size: int) -> Iterator[dict[str, Any]]: ...
+
+
+class SweepStore(intake.Store, Protocol):
+    def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool: ...
+
+
+@dataclass
+class SweepReport:
+    segment: int = -1
+    seen: int = 0
+    marked: int = 0
+    taken_in: int = 0
+    rejected: int = 0
+    truncated: bool = False
+
+
+def segment_for(now: float, settings: RetrySettings) -> int:
+    """The segment this run scans: one further each scheduled run."""
+    return int(now // 60 // settings.RETRY_INTERVAL_MINUTES) % settings.SWEEP_SEGMENTS
+
+
+def run(
+    settings: RetrySettings,
+    scanner: Scanner,
+    store: SweepStore,
+    workflow: intake.Starter,
+    now: Callable[[], float],
+    rng: random.Random,
+    remaining_ms: Callable[[], int],
+) -> SweepReport:
+    report = SweepReport()
+    if settings.SWEEP_SEGMENTS == 0:
+        return report
+    report.segment = segment_for(now(), settings)
+    for item in scanner.segment(report.segment, settings.SWEEP_SEGMENTS, SCAN_PAGE_SIZE):
+        if remaining_ms() < TIME_RESERVE_MS:
+            report.truncated = True
+            return report
+        report.seen += 1
+        key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
+        swept_at = item.get(Field.SWEPT_AT, {}).get("N")
+        if swept_at is None:
+            report.marked += store.mark_swept(key, int(now()))
+            continue
+        if now() - int(swept_at) < settings.SWEEP_GRACE_SECONDS:
+            continue
+        image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
+        outcome = intake.take_in(key, image, settings, store, workflow, now(), rng)
+        report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
+        report.rejected += outcome is intake.IntakeOutcome.REJECTED
+    return report
