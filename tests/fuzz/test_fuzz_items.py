@@ -11,23 +11,15 @@ import pytest
 from disa_lambda import contracts
 from disa_lambda.logic import attempts, intake
 from disa_lambda.logic.validation import find_problem
-from disa_lambda.models.settings import PublishingSettings
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft7Validator
 
 from tests.fuzz.strategies import arbitrary_items, valid_items
+from tests.support.settings import PUBLISHING
 
 pytestmark = pytest.mark.fuzz
 KEY = {"id": {"S": "fuzz"}}
-SETTINGS = PublishingSettings(
-    TABLE_NAME="t",
-    STATE_MACHINE_ARN="arn",
-    TOPIC_IS_FIFO=False,
-    MAX_ATTEMPTS=3,
-    LEASE_SECONDS=300,
-    RETRY_BASE_DELAY_SECONDS=60,
-    RETRY_MAX_DELAY_SECONDS=600,
-)
+SETTINGS = PUBLISHING
 EXECUTION_INPUT = Draft7Validator(contracts.load("execution-input"))
 
 

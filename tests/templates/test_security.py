@@ -58,20 +58,18 @@ SERVICE_PREFIX = {"dynamodb": "dynamodb", "stepfunctions": "states", "cloudwatch
 
 
 def _calls_in(module: Path) -> set[str]:
-    """IAM actions of the boto3 calls a data-access module makes (self._client.<op>)."""
+    """IAM actions of the boto3 operations a data-access module uses (self._client.<op>)."""
     tree = ast.parse(module.read_text())
     services = {
         node.args[0].value
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "client" and node.args
     }
+    # Every self._client.<operation>, called here or handed to a pager.
     operations = {
-        node.func.attr
+        node.attr
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Attribute)
-        and node.func.value.attr == "_client"
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "_client"
     }
     [service] = services
     return {f"{SERVICE_PREFIX[service]}:{''.join(p.title() for p in op.split('_'))}" for op in operations}

@@ -8,21 +8,14 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.logic import attempts
-from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 from jsonschema import Draft7Validator
 
+from tests.support.settings import PUBLISHING
+
 pytestmark = pytest.mark.unit
 KEY = {"id": {"S": "order-1"}}
-SETTINGS = PublishingSettings(
-    TABLE_NAME="t",
-    STATE_MACHINE_ARN="arn",
-    TOPIC_IS_FIFO=False,
-    MAX_ATTEMPTS=4,
-    LEASE_SECONDS=300,
-    RETRY_BASE_DELAY_SECONDS=60,
-    RETRY_MAX_DELAY_SECONDS=600,
-)
+SETTINGS = PUBLISHING
 
 
 def test_attributes_map_to_sns_types_exactly():

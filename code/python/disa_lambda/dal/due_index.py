@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import boto3
-from botocore.exceptions import ClientError
 
-from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.dal import pages
 from disa_lambda.models.status import DUE_INDEX_NAME, Field
 
 
@@ -28,12 +27,4 @@ class DueIndex:
             "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now_epoch)}},
             "Limit": page_size,
         }
-        while True:
-            try:
-                page = self._client.query(**request)
-            except ClientError as error:
-                raise StoreUnavailable(f"query of {DUE_INDEX_NAME} failed: {error}") from error
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return pages.items(self._client.query, request, f"query of {DUE_INDEX_NAME}")

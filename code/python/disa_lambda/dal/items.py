@@ -24,6 +24,22 @@ _NAMES = {
 }
 
 
+# What every claim writes: PENDING, the attempt, a fresh token, and the lease as dueAt.
+_CLAIM = "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, #updated = :now"
+_CLAIM_NAMES = ("#status", "#attempt", "#token", "#shard", "#due", "#updated")
+
+
+def _claim_values(claim: Claim, now_iso: str) -> dict[str, Any]:
+    return {
+        ":pending": {"S": Status.PENDING.value},
+        ":attempt": {"N": str(claim.attempt)},
+        ":token": {"S": claim.token},
+        ":shard": {"S": claim.shard},
+        ":due": {"N": str(claim.lease_until)},
+        ":now": {"S": now_iso},
+    }
+
+
 class ItemStore:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self._table = table_name
@@ -34,18 +50,10 @@ class ItemStore:
         return (
             self._update(
                 key,
-                "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
-                "acceptedAt = :now, #updated = :now",
+                f"{_CLAIM}, acceptedAt = :now",
                 "attribute_not_exists(#status)",
-                {
-                    ":pending": {"S": Status.PENDING.value},
-                    ":attempt": {"N": str(claim.attempt)},
-                    ":token": {"S": claim.token},
-                    ":shard": {"S": claim.shard},
-                    ":due": {"N": str(claim.lease_until)},
-                    ":now": {"S": now_iso},
-                },
-                names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+                _claim_values(claim, now_iso),
+                names=_CLAIM_NAMES,
                 returns="NONE",
             )
             is not None
@@ -93,22 +101,13 @@ class ItemStore:
     ) -> dict[str, Any] | None:
         """Take a due item for a new attempt. Returns the whole item as it is now, or None
         if another run (or a late execution) changed it after it was read."""
+        observed = {":observed": {"S": observed_status}, ":observedToken": {"S": observed_token}}
         return self._update(
             key,
-            "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
-            "#updated = :now",
+            _CLAIM,
             "#status = :observed AND #token = :observedToken",
-            {
-                ":pending": {"S": Status.PENDING.value},
-                ":attempt": {"N": str(claim.attempt)},
-                ":token": {"S": claim.token},
-                ":shard": {"S": claim.shard},
-                ":due": {"N": str(claim.lease_until)},
-                ":now": {"S": now_iso},
-                ":observed": {"S": observed_status},
-                ":observedToken": {"S": observed_token},
-            },
-            names=("#status", "#attempt", "#token", "#shard", "#due", "#updated"),
+            {**_claim_values(claim, now_iso), **observed},
+            names=_CLAIM_NAMES,
         )
 
     def finish_unclaimable(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import boto3
-from botocore.exceptions import ClientError
 
-from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.dal import pages
 from disa_lambda.models.status import Field
 
 
@@ -26,12 +25,4 @@ class UnstatusedItems:
             "ExpressionAttributeNames": {"#status": Field.STATUS},
             "Limit": page_size,
         }
-        while True:
-            try:
-                page = self._client.scan(**request)
-            except ClientError as error:
-                raise StoreUnavailable(f"scan of segment {segment}/{total_segments} failed: {error}") from error
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return pages.items(self._client.scan, request, f"scan of segment {segment}/{total_segments}")

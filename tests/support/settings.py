@@ -1,0 +1,13 @@
+"""The publishing settings unit and fuzz tests plan attempts with."""
+
+from disa_lambda.models.settings import PublishingSettings
+
+PUBLISHING = PublishingSettings(
+    TABLE_NAME="t",
+    STATE_MACHINE_ARN="arn",
+    TOPIC_IS_FIFO=False,
+    MAX_ATTEMPTS=4,
+    LEASE_SECONDS=300,
+    RETRY_BASE_DELAY_SECONDS=60,
+    RETRY_MAX_DELAY_SECONDS=600,
+)
