@@ -12,8 +12,9 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from disa import bench, demo, faults, items, local_cloud, packaging, stacks
+from disa import bench, chaos, demo, faults, items, local_cloud, packaging, stacks
 from disa.aws import Clients, Target
+from disa.chaos import FAULTS as CHAOS_FAULTS
 from disa.errors import UserError
 from disa.local_cloud import LocalCloud
 
@@ -77,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=["up", "down", "status", "logs"])
     local.add_argument("--lines", type=int, default=40, help="log lines to show (logs)")
     commands.add_parser("demo", help="run Disa end to end on the local cloud and check every outcome")
+    chaos = commands.add_parser("chaos", help="insert items under injected faults, then check every guarantee")
+    chaos.add_argument("--items", type=int, default=10_000, help="items to insert (default 10000)")
+    chaos.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
+    chaos.add_argument("--faults", default=",".join(CHAOS_FAULTS), help="comma-separated faults to inject")
     bench = commands.add_parser("bench", help="throughput and latency on the local cloud, beside the engine's ceiling")
     bench.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
     bench.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
@@ -195,6 +200,19 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    enabled = tuple(f for f in args.faults.split(",") if f)
+    unknown = sorted(set(enabled) - set(CHAOS_FAULTS))
+    if unknown or args.items < chaos.CHUNKS:
+        raise UserError(f"--faults takes {', '.join(CHAOS_FAULTS)}; --items at least {chaos.CHUNKS}")
+    cloud = LocalCloud()
+    cloud.up()
+    args.local, args.region, args.profile, args.endpoint_url = True, None, None, None
+    census, seconds, fault_log = chaos.run(Clients(_target(args)), cloud, args.items, args.seed, enabled)
+    print(chaos.report(census, seconds, fault_log))
+    return 0 if census.holds() and census.unsettled == 0 else 1
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.items < 1:
         raise UserError("--items must be at least 1")
@@ -234,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         return demo.main()
     if args.command == "bench":
         return _bench(args)
+    if args.command == "chaos":
+        return _chaos(args)
     return COMMANDS[args.command](Clients(_target(args)), args)
 
 

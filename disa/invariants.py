@@ -1,0 +1,70 @@
+"""Disa's delivery guarantees, checked against what a table and a subscriber queue hold
+(README, "Delivery guarantees"):
+
+- every inserted item ends SUCCESSFUL, REJECTED or ABANDONED, or is FAILED and due: none
+  is without a status (lost) or PENDING past its lease (stuck);
+- every SUCCESSFUL item was delivered at least once, and at most once per attempt;
+- a REJECTED item was never delivered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+FINAL = ("SUCCESSFUL", "REJECTED", "ABANDONED")
+
+
+@dataclass
+class Census:
+    inserted: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+    over_delivered: list[str] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)
+    rejected_but_delivered: list[str] = field(default_factory=list)
+    deliveries: int = 0
+
+    @property
+    def unsettled(self) -> int:
+        """Items not yet in a final status (PENDING, FAILED or none)."""
+        return self.inserted - sum(self.statuses[s] for s in FINAL)
+
+    def holds(self) -> bool:
+        return not (self.lost or self.stuck or self.over_delivered or self.undelivered or self.rejected_but_delivered)
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("inserted", str(self.inserted)),
+            *[(s, str(self.statuses[s])) for s in ("SUCCESSFUL", "REJECTED", "ABANDONED", "FAILED", "PENDING")],
+            ("deliveries received", str(self.deliveries)),
+            ("lost (no status, or SUCCESSFUL but never delivered)", str(len(self.lost) + len(self.undelivered))),
+            ("stuck (PENDING past its lease)", str(len(self.stuck))),
+            ("duplicates per attempt (deliveries > attempts)", str(len(self.over_delivered))),
+            ("REJECTED but delivered", str(len(self.rejected_but_delivered))),
+        ]
+
+
+def take_census(items: dict[str, dict[str, Any]], inserted: list[str], deliveries: Counter[str], now: float) -> Census:
+    """``items``: each inserted key's item as stored now (missing if deleted or unread);
+    ``deliveries``: how many times the subscriber received each key's message."""
+    census = Census(inserted=len(inserted), deliveries=sum(deliveries.values()))
+    for key in inserted:
+        item = items.get(key, {})
+        status = item.get("status", {}).get("S")
+        census.statuses[status or "NONE"] += 1
+        attempts = int(item.get("attempt", {}).get("N", "0"))
+        received = deliveries.get(key, 0)
+        if status is None:
+            census.lost.append(key)
+        elif status == "PENDING" and float(item.get("dueAt", {}).get("N", "0")) < now:
+            census.stuck.append(key)
+        if status == "SUCCESSFUL" and received == 0:
+            census.undelivered.append(key)
+        if received > max(attempts, 1) and status != "REJECTED":
+            census.over_delivered.append(key)
+        if status == "REJECTED" and received:
+            census.rejected_but_delivered.append(key)
+    return census

@@ -1,0 +1,37 @@
+"""The CI-sized chaos run: every fault twice over a few hundred items, on a private local
+cloud (one of the faults restarts it), then every delivery guarantee checked."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from disa import chaos
+from disa.aws import Clients, Target
+from disa.local_cloud import REGION, LocalCloud
+
+pytestmark = pytest.mark.e2e
+
+
+def test_no_item_is_lost_stuck_or_sent_twice_under_faults(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cloud = LocalCloud(home=tmp_path / "chaos-cloud", port=port)
+    cloud.up()
+    try:
+        clients = Clients(Target(region=REGION, endpoint_url=cloud.endpoint))
+        census, seconds, fault_log = chaos.run(clients, cloud, count=200, seed=7, drain_timeout=600)
+    finally:
+        cloud.down()
+    with capsys.disabled():
+        print("\n" + chaos.report(census, seconds, fault_log))
+
+    assert sorted(set(fault_log)) == sorted(chaos.FAULTS)
+    assert census.lost == [] and census.undelivered == []
+    assert census.stuck == []
+    assert census.over_delivered == []
+    assert census.rejected_but_delivered == []
+    assert census.unsettled == 0, f"{census.statuses}"
+    assert census.statuses["SUCCESSFUL"] + census.statuses["REJECTED"] == 200
