@@ -230,5 +230,10 @@ def run(
 def report(census: Census, seconds: float, fault_log: list[str]) -> str:
     rows = [*census.rows(), ("time to drain", f"{seconds:.1f}s"), ("faults injected", ", ".join(fault_log))]
     width = max(len(r[0]) for r in rows)
-    verdict = "every guarantee held" if census.holds() else "GUARANTEE BROKEN"
+    verdict = "every guarantee of Disa held" if census.holds() else "GUARANTEE BROKEN"
+    if census.lost_after_sns:
+        verdict += (
+            f"; the engine lost {len(census.lost_after_sns)} message(s) after SNS accepted them "
+            f"(e.g. {census.lost_after_sns[0]}): see docs/engine-differences.md"
+        )
     return "\n".join([*(f"  {n.ljust(width)}  {v}" for n, v in rows), f"  {verdict}"])
