@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import socket
-
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.support.net import free_port
 
 
 @pytest.fixture
 def moto_endpoint(monkeypatch):
     """moto in server mode on loopback, over plain HTTP as a local cloud is."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

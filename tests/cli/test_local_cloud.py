@@ -12,15 +12,10 @@ import pytest
 
 from disa.errors import UserError
 from disa.local_cloud import ENGINE_LOCK, LocalCloud, _digest
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.cli
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _fake_engine(tmp_path: Path, script: str) -> Path:
@@ -46,18 +41,18 @@ def test_a_taken_port_is_named_with_what_to_do(tmp_path):
 
 def test_an_engine_that_exits_at_start_shows_its_last_log_lines(tmp_path):
     venv = _fake_engine(tmp_path, "echo 'engine: cannot open state dir' >&2; exit 3")
-    cloud = LocalCloud(home=tmp_path / "home", port=_free_port(), venv=venv)
+    cloud = LocalCloud(home=tmp_path / "home", port=free_port(), venv=venv)
     with pytest.raises(UserError, match=r"exited at start \(code 3\); last log lines: engine: cannot open state dir"):
         cloud.up()
     assert cloud.pid() is None
 
 
 def test_down_when_nothing_runs_says_so(tmp_path):
-    assert LocalCloud(home=tmp_path / "home", port=_free_port()).down() is False
+    assert LocalCloud(home=tmp_path / "home", port=free_port()).down() is False
 
 
 def test_local_commands_without_a_running_engine_say_how_to_start_it(tmp_path):
-    env = {**os.environ, "DISA_LOCAL_PORT": str(_free_port())}
+    env = {**os.environ, "DISA_LOCAL_PORT": str(free_port())}
     result = subprocess.run(
         [sys.executable, "-m", "disa", "status", "--local"],
         capture_output=True,

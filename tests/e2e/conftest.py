@@ -5,7 +5,6 @@ through the same package -> change set path as on AWS."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from disa.aws import Clients, Target
 from disa.demo import subscribe_queue
 from disa.items import StackInfo
 from disa.local_cloud import REGION, LocalCloud
+from tests.support.net import free_port
 
 STACK = "disa-e2e"
 PARAMETERS = {
@@ -29,19 +29,13 @@ PARAMETERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def quiet(_: str) -> None:
     """Deploy progress is for people; tests read outcomes."""
 
 
 @pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory):
-    cloud = LocalCloud(home=tmp_path_factory.mktemp("local-cloud"), port=_free_port())
+    cloud = LocalCloud(home=tmp_path_factory.mktemp("local-cloud"), port=free_port())
     cloud.up()
     yield cloud
     cloud.down()

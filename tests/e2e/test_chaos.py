@@ -3,21 +3,18 @@ cloud (one of the faults restarts it), then every delivery guarantee checked."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from disa import chaos
 from disa.aws import Clients, Target
 from disa.local_cloud import REGION, LocalCloud
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
 
 
 def test_no_item_is_lost_stuck_or_sent_twice_under_faults(tmp_path, capsys):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cloud = LocalCloud(home=tmp_path / "chaos-cloud", port=port)
     cloud.up()
     try:

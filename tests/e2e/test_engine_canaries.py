@@ -5,13 +5,13 @@ difference from AWS and how Disa stays correct on AWS."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 
 from disa.aws import Clients, Target
 from disa.local_cloud import REGION, LocalCloud
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -75,9 +75,7 @@ def test_new_alarms_start_in_insufficient_data(deployed):
 
 
 def test_state_survives_a_clean_restart(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cloud = LocalCloud(home=tmp_path / "cloud", port=port)
     cloud.up()
     try:
