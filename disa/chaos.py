@@ -54,7 +54,7 @@ class Chaos:
 
     def deploy(self) -> None:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients), log=lambda _: None)
-        stacks.deploy(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
+        stacks.deploy_disposable(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
         self.info = items.StackInfo.of(self.clients, STACK)
         self.outputs = stacks.outputs(self.clients, STACK)
         self.queue_url = subscribe_queue(self.clients, self.info.topic_arn, f"{STACK}-subscriber")

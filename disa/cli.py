@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from disa import bench, chaos, demo, faults, items, local_cloud, packaging, stacks
+from disa import bench, chaos, demo, faults, items, packaging, stacks
 from disa.aws import Clients, Target
 from disa.chaos import FAULTS as CHAOS_FAULTS
 from disa.errors import UserError
@@ -207,8 +207,7 @@ def _chaos(args: argparse.Namespace) -> int:
         raise UserError(f"--faults takes {', '.join(CHAOS_FAULTS)}; --items at least {chaos.CHUNKS}")
     cloud = LocalCloud()
     cloud.up()
-    args.local, args.region, args.profile, args.endpoint_url = True, None, None, None
-    census, seconds, fault_log = chaos.run(Clients(_target(args)), cloud, args.items, args.seed, enabled)
+    census, seconds, fault_log = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled)
     print(chaos.report(census, seconds, fault_log))
     return 0 if census.holds() and census.unsettled == 0 else 1
 
@@ -218,8 +217,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise UserError("--items must be at least 1")
     cloud = LocalCloud()
     cloud.up()
-    args.local, args.region, args.profile, args.endpoint_url = True, None, None, None
-    print(bench.report(bench.run(Clients(_target(args)), args.items, args.timeout)))
+    print(bench.report(bench.run(cloud.clients(), args.items, args.timeout)))
     return 0
 
 
@@ -234,15 +232,12 @@ COMMANDS = {
 }
 
 
-def _target(args: argparse.Namespace) -> Target:
+def _clients(args: argparse.Namespace) -> Clients:
     if not args.local:
-        return Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+        return Clients(Target(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url))
     cloud = LocalCloud()
     cloud.require_running()
-    # Local calls never use, or leak, the developer's real AWS credentials.
-    os.environ.update({k: v for k, v in cloud.environment().items() if k != "AWS_ENDPOINT_URL"})
-    os.environ.pop("AWS_PROFILE", None)
-    return Target(region=local_cloud.REGION, endpoint_url=cloud.endpoint)
+    return cloud.clients()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -254,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         return _bench(args)
     if args.command == "chaos":
         return _chaos(args)
-    return COMMANDS[args.command](Clients(_target(args)), args)
+    return COMMANDS[args.command](_clients(args), args)
 
 
 def _read(path: str) -> str:

@@ -10,14 +10,13 @@ OK, and prints a summary. Exits 0 only if every expected outcome happened.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from disa import faults, items, local_cloud, packaging, stacks
-from disa.aws import Clients, Target
+from disa import faults, items, packaging, stacks
+from disa.aws import Clients
 from disa.console import progress
 from disa.local_cloud import LocalCloud
 
@@ -79,7 +78,7 @@ class Demo:
     # -- steps --------------------------------------------------------------------------------
     def deploy(self) -> items.StackInfo:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients))
-        stacks.deploy(self.clients, STACK, packaged, PARAMETERS)
+        stacks.deploy_disposable(self.clients, STACK, packaged, PARAMETERS)
         info = items.StackInfo.of(self.clients, STACK)
         self.queue_url = subscribe_queue(self.clients, info.topic_arn, SUBSCRIBER_QUEUE)
         return info
@@ -189,9 +188,7 @@ def main() -> int:
     progress("== local cloud")
     started = cloud.up()
     progress(f"  {'started' if started else 'already running'} at {cloud.endpoint}")
-    os.environ.update({k: v for k, v in cloud.environment().items() if k != "AWS_ENDPOINT_URL"})
-    os.environ.pop("AWS_PROFILE", None)
-    clients = Clients(Target(region=local_cloud.REGION, endpoint_url=cloud.endpoint))
+    clients = cloud.clients()
     demo = Demo(clients, cloud)
 
     done = _phase(demo, "package and deploy the root stack")

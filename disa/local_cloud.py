@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from disa import project
+from disa.aws import Clients, Target
 from disa.console import progress
 from disa.errors import UserError
 
@@ -206,6 +207,13 @@ class LocalCloud:
     def require_running(self) -> None:
         if not self.healthy():
             raise UserError("the local cloud is not running; start it with `disa local up`")
+
+    def clients(self) -> Clients:
+        """Clients for this engine. Local calls never use, or leak, the developer's real
+        AWS credentials: the process takes the engine's throwaway ones and drops any profile."""
+        os.environ.update({k: v for k, v in self.environment().items() if k != "AWS_ENDPOINT_URL"})
+        os.environ.pop("AWS_PROFILE", None)
+        return Clients(Target(region=REGION, endpoint_url=self.endpoint))
 
     def environment(self) -> dict[str, str]:
         """What a client needs to talk to the local cloud."""

@@ -4,7 +4,6 @@ through the same package -> change set path as on AWS."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +11,10 @@ from typing import Any
 import pytest
 
 from disa import packaging, stacks
-from disa.aws import Clients, Target
+from disa.aws import Clients
 from disa.demo import subscribe_queue
 from disa.items import StackInfo
-from disa.local_cloud import REGION, LocalCloud
+from disa.local_cloud import LocalCloud
 from tests.support.net import free_port
 
 STACK = "disa-e2e"
@@ -43,8 +42,7 @@ def local_cloud(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def clients(local_cloud) -> Clients:
-    os.environ.update({k: v for k, v in local_cloud.environment().items() if k != "AWS_ENDPOINT_URL"})
-    return Clients(Target(region=REGION, endpoint_url=local_cloud.endpoint))
+    return local_cloud.clients()
 
 
 @dataclass

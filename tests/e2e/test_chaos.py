@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from disa import chaos
-from disa.aws import Clients, Target
-from disa.local_cloud import REGION, LocalCloud
+from disa.local_cloud import LocalCloud
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +17,7 @@ def test_no_item_is_lost_stuck_or_sent_twice_under_faults(tmp_path, capsys):
     cloud = LocalCloud(home=tmp_path / "chaos-cloud", port=port)
     cloud.up()
     try:
-        clients = Clients(Target(region=REGION, endpoint_url=cloud.endpoint))
+        clients = cloud.clients()
         census, seconds, fault_log = chaos.run(clients, cloud, count=200, seed=7, drain_timeout=600)
     finally:
         cloud.down()

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from disa.aws import Clients, Target
-from disa.local_cloud import REGION, LocalCloud
+from disa.local_cloud import LocalCloud
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +78,7 @@ def test_state_survives_a_clean_restart(tmp_path):
     cloud = LocalCloud(home=tmp_path / "cloud", port=port)
     cloud.up()
     try:
-        ddb = Clients(Target(region=REGION, endpoint_url=cloud.endpoint))("dynamodb")
+        ddb = cloud.clients()("dynamodb")
         ddb.create_table(
             TableName="persist",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -89,7 +88,7 @@ def test_state_survives_a_clean_restart(tmp_path):
         ddb.put_item(TableName="persist", Item={"id": {"S": "kept"}})
         assert cloud.down() is True
         assert cloud.up() is True
-        ddb = Clients(Target(region=REGION, endpoint_url=cloud.endpoint))("dynamodb")
+        ddb = cloud.clients()("dynamodb")
         assert ddb.get_item(TableName="persist", Key={"id": {"S": "kept"}})["Item"] == {"id": {"S": "kept"}}
     finally:
         cloud.down()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from disa_lambda.logic import attempts, clock
-from disa_lambda.logic.validation import find_problem
+from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
 from disa_lambda.models.exceptions import WorkflowStartFailed
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
@@ -117,8 +117,7 @@ def _retry_one(
         return
     # The item is read again as it is now: an owner may have corrected it since it failed.
     body = {name: value for name, value in item.items() if name not in key}
-    owned = {name for name in body if name in _PIPELINE_FIELDS}
-    problem = find_problem({name: value for name, value in body.items() if name not in owned})
+    problem = find_problem({name: value for name, value in body.items() if name not in pipeline_owned_fields()})
     try:
         if problem is not None:
             raise attempts.ItemUnpublishable(problem)
@@ -135,8 +134,3 @@ def _retry_one(
         report.errors.append(str(error))
         return
     report.started += 1
-
-
-_PIPELINE_FIELDS = frozenset(
-    value for name, value in vars(Field).items() if not name.startswith("_") and isinstance(value, str)
-)
