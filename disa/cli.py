@@ -12,11 +12,17 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from disa import bench, chaos, demo, faults, items, packaging, stacks
-from disa.aws import Clients, Target
-from disa.chaos import FAULTS as CHAOS_FAULTS
-from disa.errors import UserError
-from disa.local_cloud import LocalCloud
+from disa.common import console
+from disa.common.aws import Clients, Target
+from disa.common.errors import UserError
+from disa.deploy import packaging, stacks
+from disa.drills import bench, chaos, demo
+from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
+from disa.local_cloud.engine import LocalCloud
+from disa.operate import items
+from disa.operate.retry_job import run_retry
+from disa.operate.stack import StackInfo
+from disa.operate.status import status_report
 
 EXIT_USER_ERROR = 2
 
@@ -78,13 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=["up", "down", "status", "logs"])
     local.add_argument("--lines", type=int, default=40, help="log lines to show (logs)")
     commands.add_parser("demo", help="run Disa end to end on the local cloud and check every outcome")
-    chaos = commands.add_parser("chaos", help="insert items under injected faults, then check every guarantee")
-    chaos.add_argument("--items", type=int, default=10_000, help="items to insert (default 10000)")
-    chaos.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
-    chaos.add_argument("--faults", default=",".join(CHAOS_FAULTS), help="comma-separated faults to inject")
-    bench = commands.add_parser("bench", help="throughput and latency on the local cloud, beside the engine's ceiling")
-    bench.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
-    bench.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
+    chaos_command = commands.add_parser("chaos", help="insert items under injected faults, then check every guarantee")
+    chaos_command.add_argument("--items", type=int, default=10_000, help="items to insert (default 10000)")
+    chaos_command.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
+    chaos_command.add_argument("--faults", default=",".join(chaos.FAULTS), help="comma-separated faults to inject")
+    bench_command = commands.add_parser(
+        "bench", help="throughput and latency on the local cloud, beside the engine's ceiling"
+    )
+    bench_command.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
+    bench_command.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
     destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
     destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
     return parser
@@ -108,13 +116,8 @@ def _name_prefix(stack: str) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    if rows:
+        print(console.table(rows, headers="keys"))
 
 
 def _package(clients: Clients, args: argparse.Namespace) -> int:
@@ -134,7 +137,7 @@ def _deploy(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _destroy(clients: Clients, args: argparse.Namespace) -> int:
-    info = items.StackInfo.of(clients, args.stack) if args.delete_table else None
+    info = StackInfo.of(clients, args.stack) if args.delete_table else None
     stacks.destroy(clients, args.stack)
     if info:
         ddb = clients("dynamodb")
@@ -146,7 +149,7 @@ def _destroy(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _send(clients: Clients, args: argparse.Namespace) -> int:
-    info = items.StackInfo.of(clients, args.stack)
+    info = StackInfo.of(clients, args.stack)
     if args.file:
         text = sys.stdin.read() if args.file == "-" else _read(args.file)
         try:
@@ -160,7 +163,7 @@ def _send(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _status(clients: Clients, args: argparse.Namespace) -> int:
-    report = items.status_report(clients, items.StackInfo.of(clients, args.stack))
+    report = status_report(clients, StackInfo.of(clients, args.stack))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -174,13 +177,18 @@ def _status(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _retry(clients: Clients, args: argparse.Namespace) -> int:
-    print(json.dumps(items.run_retry(clients, items.StackInfo.of(clients, args.stack)), indent=2))
+    print(json.dumps(run_retry(clients, StackInfo.of(clients, args.stack)), indent=2))
     return 0
 
 
 def _fault(clients: Clients, args: argparse.Namespace) -> int:
-    snapshots = LocalCloud().home / "faults" if clients.target.endpoint_url else None
-    print(faults.sns_outage(clients, items.StackInfo.of(clients, args.stack), args.switch == "on", snapshots))
+    topic_arn = StackInfo.of(clients, args.stack).topic_arn
+    # An endpoint is a local engine, which does not enforce topic policies (drills/faults.py).
+    if clients.target.endpoint_url:
+        outage = TopicRemovalOutage(clients("sns"), topic_arn, LocalCloud().fault_snapshots)
+    else:
+        outage = TopicPolicyOutage(clients("sns"), topic_arn)
+    print(outage.on() if args.switch == "on" else outage.off())
     return 0
 
 
@@ -202,9 +210,9 @@ def _local(args: argparse.Namespace) -> int:
 
 def _chaos(args: argparse.Namespace) -> int:
     enabled = tuple(f for f in args.faults.split(",") if f)
-    unknown = sorted(set(enabled) - set(CHAOS_FAULTS))
+    unknown = sorted(set(enabled) - set(chaos.FAULTS))
     if unknown or args.items < chaos.CHUNKS:
-        raise UserError(f"--faults takes {', '.join(CHAOS_FAULTS)}; --items at least {chaos.CHUNKS}")
+        raise UserError(f"--faults takes {', '.join(chaos.FAULTS)}; --items at least {chaos.CHUNKS}")
     cloud = LocalCloud()
     cloud.up()
     census, seconds, fault_log = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled)

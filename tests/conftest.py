@@ -1,12 +1,14 @@
 """Shared fixtures. Every test runs with fake credentials and no default endpoint, so
-nothing can reach a real AWS account."""
+nothing can reach a real AWS account. The stack on the local cloud is in tests/e2e."""
 
 from __future__ import annotations
 
 import pytest
+from disa_lambda.handlers import retry, trigger
 from moto import mock_aws
 
-from tests.support.core import REGION, Core
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.moto_stack import REGION, MotoStack
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +27,24 @@ def moto_engine():
         yield
 
 
-@pytest.fixture
-def core(moto_engine) -> Core:
-    return Core()
+def _forget_handler_dependencies() -> None:
+    trigger.dependencies.cache_clear()
+    retry.dependencies.cache_clear()
 
 
 @pytest.fixture
-def fifo_core(moto_engine) -> Core:
-    return Core(topic_type="fifo")
+def moto_stack(request, moto_engine, monkeypatch) -> MotoStack:
+    """Disa's stack on moto, with the functions' environment set as the templates set it.
+    A standard topic; ``@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)``
+    gives a FIFO one."""
+    stack = MotoStack(topic_type=getattr(request, "param", "standard"))
+    for name, value in stack.environment().items():
+        monkeypatch.setenv(name, value)
+    _forget_handler_dependencies()
+    yield stack
+    _forget_handler_dependencies()
+
+
+@pytest.fixture
+def context() -> FakeLambdaContext:
+    return FakeLambdaContext()

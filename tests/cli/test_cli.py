@@ -10,46 +10,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from disa_lambda.models.status import Status
 
 from disa import cli
-from disa.aws import Target
-from disa.packaging import tls_only_policy
+from disa.common.aws import Target
+from disa.deploy.packaging import tls_only_policy
+from tests.support.moto_stack import NAME_PREFIX
 
 pytestmark = pytest.mark.cli
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def stack(core):
-    """A stack whose outputs describe the moto core, as the root stack's outputs do."""
-    cfn = boto3.client("cloudformation")
-    outputs = {
-        "TableName": core.table,
-        "KeyAttributeName": "id",
-        "KeyAttributeType": "S",
-        "PublishFailuresAlarmName": "a1",
-        "AbandonedItemsAlarmName": "a2",
-        "TriggerFailuresAlarmName": "a3",
-        "RetryFunctionName": "disa-test-retry",
-        "MessageTopicArn": core.topic_arn,
-    }
-    template = {
-        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-    }
-    cfn.create_stack(StackName="disa-test", TemplateBody=json.dumps(template))
-    for name in ("a1", "a2", "a3"):
-        boto3.client("cloudwatch").put_metric_alarm(
-            AlarmName=name,
-            MetricName="PublishFailed",
-            Namespace="Disa",
-            Statistic="Sum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-        )
-    return core
 
 
 def disa(capsys, *args: str) -> tuple[int, str, str]:
@@ -87,12 +56,12 @@ def test_artifact_bucket_policy_on_aws_refuses_plain_http():
     assert Target().uses_tls and not Target(endpoint_url="http://127.0.0.1:4566").uses_tls
 
 
-def test_send_from_arguments_prints_the_key_of_a_well_formed_item(stack, capsys):
+def test_send_from_arguments_prints_the_key_of_a_well_formed_item(moto_stack, capsys):
     code, out, _ = disa(
-        capsys, "send", "--stack", "disa-test", "hello there", "--subject", "Hi", "-a", "color=red", "--key", "k-1"
+        capsys, "send", "--stack", NAME_PREFIX, "hello there", "--subject", "Hi", "-a", "color=red", "--key", "k-1"
     )
     assert (code, out.strip()) == (0, "k-1")
-    assert stack.item("k-1") == {
+    assert moto_stack.item("k-1") == {
         "id": {"S": "k-1"},
         "message": {"S": "hello there"},
         "subject": {"S": "Hi"},
@@ -107,25 +76,25 @@ def test_send_from_arguments_prints_the_key_of_a_well_formed_item(stack, capsys)
         {"message": {"S": "plain json"}, "attributes": {"M": {"n": {"N": "5"}}}},
     ],
 )
-def test_send_from_a_file_takes_plain_and_dynamodb_json(stack, capsys, tmp_path, document):
+def test_send_from_a_file_takes_plain_and_dynamodb_json(moto_stack, capsys, tmp_path, document):
     path = tmp_path / "item.json"
     path.write_text(json.dumps(document))
-    code, out, _ = disa(capsys, "send", "--stack", "disa-test", "--file", str(path))
+    code, out, _ = disa(capsys, "send", "--stack", NAME_PREFIX, "--file", str(path))
     assert code == 0
-    assert stack.item(out.strip())["attributes"] == {"M": {"n": {"N": "5"}}}
+    assert moto_stack.item(out.strip())["attributes"] == {"M": {"n": {"N": "5"}}}
 
 
-def test_send_never_overwrites_an_existing_item(stack, capsys):
-    disa(capsys, "send", "--stack", "disa-test", "first", "--key", "same")
-    code, _, err = disa(capsys, "send", "--stack", "disa-test", "second", "--key", "same")
+def test_send_never_overwrites_an_existing_item(moto_stack, capsys):
+    disa(capsys, "send", "--stack", NAME_PREFIX, "first", "--key", "same")
+    code, _, err = disa(capsys, "send", "--stack", NAME_PREFIX, "second", "--key", "same")
     assert code == 1
     assert err.strip() == "disa: an item with key 'same' exists already; Disa sends on insert only, so use a new key"
-    assert stack.item("same")["message"] == {"S": "first"}
+    assert moto_stack.item("same")["message"] == {"S": "first"}
 
 
-def test_status_counts_items_and_lists_recent_problems_with_reasons(stack, capsys):
-    stack.put({"id": {"S": "ok"}, "message": {"S": "m"}, "status": {"S": "SUCCESSFUL"}})
-    stack.put(
+def test_status_counts_items_and_lists_recent_problems_with_reasons(moto_stack, capsys):
+    moto_stack.put({"id": {"S": "ok"}, "message": {"S": "m"}, "status": {"S": "SUCCESSFUL"}})
+    moto_stack.put(
         {
             "id": {"S": "bad"},
             "message": {"N": "1"},
@@ -134,20 +103,28 @@ def test_status_counts_items_and_lists_recent_problems_with_reasons(stack, capsy
             "updatedAt": {"S": "2026-01-01"},
         }
     )
-    stack.put({"id": {"S": "new"}, "message": {"S": "m"}})
-    code, out, _ = disa(capsys, "status", "--stack", "disa-test", "--json")
+    moto_stack.put({"id": {"S": "new"}, "message": {"S": "m"}})
+    code, out, _ = disa(capsys, "status", "--stack", NAME_PREFIX, "--json")
     report = json.loads(out)
     assert code == 0
     assert report["counts"] == {
-        "PENDING": 0,
-        "SUCCESSFUL": 1,
-        "FAILED": 0,
-        "ABANDONED": 0,
-        "REJECTED": 1,
+        Status.PENDING: 0,
+        Status.SUCCESSFUL: 1,
+        Status.FAILED: 0,
+        Status.ABANDONED: 0,
+        Status.REJECTED: 1,
         "NO STATUS YET": 1,
     }
-    assert report["recentProblems"][0]["reason"] == "message: must be a non-empty string"
-    assert set(report["alarms"]) == {"a1", "a2", "a3"}
+    assert report["recentProblems"] == [
+        {
+            "key": "bad",
+            "status": Status.REJECTED,
+            "attempt": "-",
+            "updated": "2026-01-01",
+            "reason": "message: must be a non-empty string",
+        }
+    ]
+    assert report["alarms"] == dict.fromkeys(moto_stack.alarm_names.values(), "OK")
 
 
 def test_commands_on_a_missing_stack_say_what_to_do(moto_engine, capsys):
@@ -165,7 +142,10 @@ def test_commands_on_a_missing_stack_say_what_to_do(moto_engine, capsys):
         ),
         (["deploy", "--bogus"], "disa: unrecognized arguments: --bogus"),
         ([], "disa: the following arguments are required: command"),
-        (["deploy", "-p", "no-equals-sign", "--endpoint-url", "http://127.0.0.1:9"], "disa: "),
+        (
+            ["deploy", "-p", "no-equals-sign", "--endpoint-url", "http://127.0.0.1:9"],
+            "disa: --parameter 'no-equals-sign' must look like Name=Value\n",
+        ),
     ],
 )
 def test_mistakes_print_one_line_and_no_traceback(args, expected):

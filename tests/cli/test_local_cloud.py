@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from disa.errors import UserError
-from disa.local_cloud import ENGINE_LOCK, LocalCloud, _digest
+from disa.common.errors import UserError
+from disa.local_cloud.engine import LocalCloud
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.cli
@@ -22,7 +22,7 @@ def _fake_engine(tmp_path: Path, script: str) -> Path:
     """An engine environment whose python runs ``script`` instead of ministack."""
     venv = tmp_path / "engine-venv"
     (venv / "bin").mkdir(parents=True)
-    (venv / f".installed-{_digest(ENGINE_LOCK)}").touch()
+    LocalCloud(venv=venv).install_marker.touch()
     python = venv / "bin" / "python"
     python.write_text(f"#!/bin/sh\n{script}\n")
     python.chmod(0o755)

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from disa.packaging import build_lambda_zip
+from disa.deploy.packaging import build_lambda_zip
 
 pytestmark = pytest.mark.packaging
 

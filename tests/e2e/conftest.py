@@ -1,23 +1,23 @@
 """The local cloud for end-to-end tests: a private engine (own port, state and temp
-folders) started for the session and stopped at its end, with Disa's root stack deployed
-through the same package -> change set path as on AWS."""
+folders) for the session, and Disa's root stack deployed on it through the same package ->
+change set path as on AWS. Each fixture undoes what it made: the stack is destroyed and the
+engine stopped when the session ends."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from disa import packaging, stacks
-from disa.aws import Clients
-from disa.demo import subscribe_queue
-from disa.items import StackInfo
-from disa.local_cloud import LocalCloud
+from disa.common.aws_helpers import subscribe_queue
+from disa.deploy import packaging, stacks
+from disa.local_cloud.engine import LocalCloud
+from disa.operate.stack import StackInfo
+from tests.support.local_stack import LocalStack
 from tests.support.net import free_port
 
 STACK = "disa-e2e"
+ARTIFACT_BUCKET = "disa-e2e-artifacts"
 PARAMETERS = {
     "NamePrefix": STACK,
     "TableDeletionProtection": "false",
@@ -41,69 +41,49 @@ def local_cloud(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def clients(local_cloud) -> Clients:
-    return local_cloud.clients()
-
-
-@dataclass
-class Deployed:
-    clients: Clients
-    info: StackInfo
-    packaged: packaging.Packaged
-    queue_url: str
-    alarm_queue_url: str
-
-    def put(self, key: str, **attributes: Any) -> None:
-        self.clients("dynamodb").put_item(TableName=self.info.table, Item={"id": {"S": key}, **attributes})
-
-    def item(self, key: str) -> dict[str, Any]:
-        return (
-            self.clients("dynamodb")
-            .get_item(TableName=self.info.table, Key={"id": {"S": key}}, ConsistentRead=True)
-            .get("Item", {})
-        )
-
-    def wait_status(self, key: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.time() + timeout
-        while True:
-            item = self.item(key)
-            if item.get("status", {}).get("S") == wanted or time.time() > deadline:
-                return item
-            time.sleep(0.3)
-
-    def drain(self, queue_url: str | None = None, wait: float = 1) -> list[dict[str, Any]]:
-        sqs, url, found = self.clients("sqs"), queue_url or self.queue_url, []
-        deadline = time.time() + wait
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            for message in batch:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            found.extend(batch)
-            if not batch and time.time() > deadline:
-                return found
-
-    def alarm(self, name: str) -> str:
-        return self.clients("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
-
-    def wait_alarm(self, name: str, wanted: str, timeout: float) -> str:
-        deadline = time.time() + timeout
-        while (state := self.alarm(name)) != wanted and time.time() < deadline:
-            time.sleep(1)
-        return state
-
-
-@pytest.fixture(scope="session")
-def deployed(clients) -> Deployed:
-    packaged = packaging.package(clients, "disa-e2e-artifacts", log=quiet)
+def local_stack(local_cloud) -> LocalStack:
+    clients = local_cloud.clients()
+    packaged = packaging.package(clients, ARTIFACT_BUCKET, log=quiet)
     stacks.deploy(clients, STACK, packaged, PARAMETERS, log=quiet)
     info = StackInfo.of(clients, STACK)
-    outputs = stacks.outputs(clients, STACK)
-    return Deployed(
+    sqs, sns = clients("sqs"), clients("sns")
+    yield LocalStack(
         clients=clients,
         info=info,
         packaged=packaged,
-        queue_url=subscribe_queue(clients, info.topic_arn, f"{STACK}-subscriber"),
-        alarm_queue_url=subscribe_queue(clients, outputs["AlarmTopicArn"], f"{STACK}-alarm-watcher"),
+        queue_url=subscribe_queue(sqs, sns, info.topic_arn, f"{STACK}-subscriber"),
+        alarm_queue_url=subscribe_queue(sqs, sns, info.alarm_topic_arn, f"{STACK}-alarm-watcher"),
     )
+    if stacks.stack_status(clients, STACK):
+        stacks.destroy(clients, STACK, log=quiet)
+
+
+@pytest.fixture
+def private_cloud(tmp_path):
+    """An engine of its own, for a test that stops, restarts or floods it."""
+    cloud = LocalCloud(home=tmp_path / "private-cloud", port=free_port())
+    cloud.up()
+    yield cloud
+    cloud.down()
+
+
+@dataclass(frozen=True)
+class DestroyedStack:
+    name: str
+    table: str
+    nested_stack_ids: list[str]
+
+
+@pytest.fixture(scope="session")
+def destroyed_stack(local_stack) -> DestroyedStack:
+    """A second stack from the same artifacts, deployed and then destroyed with `disa destroy`'s code."""
+    clients, name = local_stack.clients, f"{STACK}-destroyed"
+    stacks.deploy(clients, name, local_stack.packaged, {**PARAMETERS, "NamePrefix": name}, log=quiet)
+    nested = [
+        r["PhysicalResourceId"]
+        for r in clients("cloudformation").list_stack_resources(StackName=name)["StackResourceSummaries"]
+        if r["ResourceType"] == "AWS::CloudFormation::Stack"
+    ]
+    table = StackInfo.of(clients, name).table
+    stacks.destroy(clients, name, log=quiet)
+    return DestroyedStack(name, table, nested)

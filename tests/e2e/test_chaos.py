@@ -1,35 +1,34 @@
 """The CI-sized chaos run: every fault twice over a few hundred items, on a private local
-cloud (one of the faults restarts it), then every delivery guarantee checked."""
+cloud (one of the faults restarts it), then every delivery guarantee checked. The census is
+logged (shown with -o log_cli=true) and carried by every assertion message."""
 
 from __future__ import annotations
 
-import pytest
+import logging
 
-from disa import chaos
-from disa.local_cloud import LocalCloud
-from tests.support.net import free_port
+import pytest
+from disa_lambda.models.status import Status
+
+from disa.drills import chaos
 
 pytestmark = pytest.mark.e2e
+log = logging.getLogger(__name__)
+ITEMS = 200
 
 
-def test_no_item_is_lost_stuck_or_sent_twice_under_faults(tmp_path, capsys):
-    port = free_port()
-    cloud = LocalCloud(home=tmp_path / "chaos-cloud", port=port)
-    cloud.up()
-    try:
-        clients = cloud.clients()
-        census, seconds, fault_log = chaos.run(clients, cloud, count=200, seed=7, drain_timeout=600)
-    finally:
-        cloud.down()
-    with capsys.disabled():
-        print("\n" + chaos.report(census, seconds, fault_log))
+def test_no_item_is_lost_stuck_or_sent_twice_under_faults(private_cloud):
+    census, seconds, fault_log = chaos.run(
+        private_cloud.clients(), private_cloud, count=ITEMS, seed=7, settle_timeout=600, log=log.info
+    )
+    report = chaos.report(census, seconds, fault_log)
+    log.info("chaos census\n%s", report)
 
-    assert sorted(set(fault_log)) == sorted(chaos.FAULTS)
-    assert census.lost == [] and census.undelivered == []
+    assert sorted(set(fault_log)) == sorted(chaos.FAULTS), report
+    assert census.lost == [] and census.undelivered == [], report
     # At most a message whose SNS fan-out an engine restart cut short (engine, not Disa).
-    assert len(census.lost_after_sns) <= fault_log.count("engine-restart")
-    assert census.stuck == []
-    assert census.over_delivered == []
-    assert census.rejected_but_delivered == []
-    assert census.unsettled == 0, f"{census.statuses}"
-    assert census.statuses["SUCCESSFUL"] + census.statuses["REJECTED"] == 200
+    assert len(census.lost_after_sns) <= fault_log.count("engine-restart"), report
+    assert census.stuck == [], report
+    assert census.over_delivered == [], report
+    assert census.rejected_but_delivered == [], report
+    assert census.unsettled == 0, report
+    assert census.statuses[Status.SUCCESSFUL] + census.statuses[Status.REJECTED] == ITEMS, report

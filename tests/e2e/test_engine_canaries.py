@@ -4,31 +4,33 @@ difference from AWS and how Disa stays correct on AWS."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import zipfile
 
 import pytest
+from disa_lambda.models.status import Status
 
-from disa.local_cloud import LocalCloud
-from tests.support.net import free_port
+from disa.common.aws_helpers import wait_until, write_items
 
 pytestmark = pytest.mark.e2e
 
 
-def test_nested_stack_outputs_reach_the_root_through_getatt(deployed):
+def test_nested_stack_outputs_reach_the_root_through_getatt(local_stack):
     # Root outputs are Fn::GetAtt <Nested>.Outputs.X; moto cannot do this, ministack can.
-    assert deployed.info.table == "disa-e2e-items"
-    assert deployed.info.topic_arn.endswith(":disa-e2e-messages")
+    assert local_stack.info.table == "disa-e2e-items"
+    assert local_stack.info.topic_arn.endswith(":disa-e2e-messages")
 
 
-def test_stream_mapping_filters_inserts_and_batches_records(deployed, local_cloud):
+def test_stream_mapping_filters_inserts_and_batches_records(local_stack, local_cloud):
     log = local_cloud.log_file
     before = log.read_text(errors="replace")
-    batch = [{"PutRequest": {"Item": {"id": {"S": f"c{n}"}, "message": {"S": f"canary {n}"}}}} for n in range(5)]
-    deployed.clients("dynamodb").batch_write_item(RequestItems={deployed.info.table: batch})
+    batch = [{"id": {"S": f"c{n}"}, "message": {"S": f"canary {n}"}} for n in range(5)]
+    write_items(local_stack.clients("dynamodb"), local_stack.info.table, batch)
     for n in range(5):
-        deployed.wait_status(f"c{n}", "SUCCESSFUL")
-    deployed.drain()
+        local_stack.wait_status(f"c{n}", Status.SUCCESSFUL)
+    local_stack.received_messages()
     after_inserts = log.read_text(errors="replace")
     counts = [
         int(c)
@@ -36,8 +38,8 @@ def test_stream_mapping_filters_inserts_and_batches_records(deployed, local_clou
     ]
     assert sum(counts) == 5 and len(counts) < 5, f"five inserts arrive in fewer than five batches: {counts}"
 
-    deployed.clients("dynamodb").update_item(
-        TableName=deployed.info.table,
+    local_stack.clients("dynamodb").update_item(
+        TableName=local_stack.info.table,
         Key={"id": {"S": "c0"}},
         UpdateExpression="SET note = :n",
         ExpressionAttributeValues={":n": {"S": "x"}},
@@ -46,20 +48,20 @@ def test_stream_mapping_filters_inserts_and_batches_records(deployed, local_clou
     assert "disa-e2e-trigger processed" not in log.read_text(errors="replace")[len(after_inserts) :], "MODIFY filtered"
 
 
-def test_difference_state_machine_publish_drops_message_attributes(deployed):
+def test_difference_state_machine_publish_drops_message_attributes(local_stack):
     # ministack 1.5.33 reads only query-protocol attributes, so the sns:publish
     # integration's JSON MessageAttributes are lost. Disa's attribute delivery is proven on
     # moto's engine (tests/workflow). When this fails, ministack delivers them: assert them
     # in test_pipeline and update docs/engine-differences.md.
-    deployed.put("attrs", message={"S": "with attributes"}, attributes={"M": {"kind": {"S": "canary"}}})
-    deployed.wait_status("attrs", "SUCCESSFUL")
-    [message] = deployed.drain()
+    local_stack.put("attrs", message={"S": "with attributes"}, attributes={"M": {"kind": {"S": "canary"}}})
+    local_stack.wait_status("attrs", Status.SUCCESSFUL)
+    [message] = local_stack.received_messages()
     assert message["Body"] == "with attributes"
     assert "MessageAttributes" not in message
 
 
-def test_new_alarms_start_in_insufficient_data(deployed):
-    cloudwatch = deployed.clients("cloudwatch")
+def test_new_alarms_start_in_insufficient_data(local_stack):
+    cloudwatch = local_stack.clients("cloudwatch")
     cloudwatch.put_metric_alarm(
         AlarmName="canary-new-alarm",
         Namespace="Canary",
@@ -70,25 +72,59 @@ def test_new_alarms_start_in_insufficient_data(deployed):
         Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
-    assert deployed.alarm("canary-new-alarm") == "INSUFFICIENT_DATA"
+    assert local_stack.alarm("canary-new-alarm") == "INSUFFICIENT_DATA"
 
 
-def test_state_survives_a_clean_restart(tmp_path):
-    port = free_port()
-    cloud = LocalCloud(home=tmp_path / "cloud", port=port)
-    cloud.up()
+def test_state_survives_a_clean_restart(private_cloud):
+    ddb = private_cloud.clients()("dynamodb")
+    ddb.create_table(
+        TableName="persist",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="persist", Item={"id": {"S": "kept"}})
+    assert private_cloud.down() is True
+    assert private_cloud.up() is True
+    ddb = private_cloud.clients()("dynamodb")
+    assert ddb.get_item(TableName="persist", Key={"id": {"S": "kept"}})["Item"] == {"id": {"S": "kept"}}
+
+
+def test_difference_stack_delete_ignores_deletion_policy_retain(local_stack, destroyed_stack):
+    # On AWS the table (DeletionPolicy: Retain) outlives the stack; ministack 1.5.33 deletes
+    # it. Disa relies on neither locally. When this fails, ministack keeps retained tables.
+    assert destroyed_stack.table not in local_stack.clients("dynamodb").list_tables()["TableNames"]
+
+
+def _probe_function_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("probe.py", "def handler(event, context):\n    return {'ok': True}\n")
+    return buffer.getvalue()
+
+
+def test_local_down_leaves_no_engine_or_lambda_worker_process(private_cloud):
+    lam = private_cloud.clients()("lambda")
+    lam.create_function(
+        FunctionName="probe",
+        Runtime="python3.12",
+        Role="arn:aws:iam::000000000000:role/probe",
+        Handler="probe.handler",
+        Code={"ZipFile": _probe_function_zip()},
+    )
+    assert lam.invoke(FunctionName="probe", Payload=b"{}")["Payload"].read() == b'{"ok": true}'
+    group = private_cloud.processes()
+    assert len(group) >= 2, "the engine and the Lambda worker it started"
+
+    assert private_cloud.down() is True
+    survivors = wait_until(lambda: [pid for pid in group if _running(pid)], lambda alive: not alive, timeout=5)
+    assert survivors == []
+    assert not private_cloud.healthy()
+
+
+def _running(pid: int) -> bool:
     try:
-        ddb = cloud.clients()("dynamodb")
-        ddb.create_table(
-            TableName="persist",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.put_item(TableName="persist", Item={"id": {"S": "kept"}})
-        assert cloud.down() is True
-        assert cloud.up() is True
-        ddb = cloud.clients()("dynamodb")
-        assert ddb.get_item(TableName="persist", Key={"id": {"S": "kept"}})["Item"] == {"id": {"S": "kept"}}
-    finally:
-        cloud.down()
+        with open(f"/proc/{pid}/status") as status:
+            return "zombie" not in status.read().lower()
+    except OSError:
+        return False

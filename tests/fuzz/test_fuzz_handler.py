@@ -6,28 +6,21 @@ large multi-byte message that fits on AWS exceeds its limit (docs/engine-differe
 
 from __future__ import annotations
 
+import json
 import uuid
+from decimal import Decimal
 
 import pytest
 from disa_lambda.handlers import trigger
+from disa_lambda.models.status import Field, Status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.strategies import arbitrary_items, valid_items
-from tests.fuzz.test_fuzz_items import _reason_names_a_field
-from tests.handlers.conftest import FakeLambdaContext
 from tests.support.events import stream_event, stream_record
+from tests.support.fuzzing import arbitrary_items, reason_names_a_field, valid_items
+from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.fuzz
-
-
-@pytest.fixture
-def deployed(core, monkeypatch):
-    for name, value in core.environment().items():
-        monkeypatch.setenv(name, value)
-    trigger._dependencies.cache_clear()
-    yield core
-    trigger._dependencies.cache_clear()
 
 
 @settings(
@@ -36,35 +29,38 @@ def deployed(core, monkeypatch):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(st.one_of(valid_items(near_limit=False), arbitrary_items(near_limit=False)))
-def test_generated_items_end_rejected_or_delivered_byte_exact(deployed, item):
+def test_generated_items_end_rejected_or_delivered_byte_exact(moto_stack, item):
     key = uuid.uuid4().hex
     image = {**item, "id": {"S": key}}
-    deployed.put(image)
+    moto_stack.put(image)
 
     response = trigger.lambda_handler(stream_event(stream_record(image)), FakeLambdaContext())
-    deployed.wait_for_executions()
+    moto_stack.wait_for_executions()
 
     assert response == {"batchItemFailures": []}
     # Only the pipeline's fields: moto cannot serialize some generated attributes back.
-    stored = deployed.clients["dynamodb"].get_item(
-        TableName=deployed.table,
+    stored = moto_stack.clients["dynamodb"].get_item(
+        TableName=moto_stack.table,
         Key={"id": {"S": key}},
         ConsistentRead=True,
-        ProjectionExpression="#s, statusReason",
-        ExpressionAttributeNames={"#s": "status"},
+        ProjectionExpression=f"#s, {Field.STATUS_REASON}",
+        ExpressionAttributeNames={"#s": Field.STATUS},
     )["Item"]
-    messages = deployed.received()
-    if stored["status"]["S"] == "REJECTED":
-        assert _reason_names_a_field(stored["statusReason"]["S"], item)
+    messages = moto_stack.received_messages()
+    if Status.of(stored) is Status.REJECTED:
+        assert reason_names_a_field(stored[Field.STATUS_REASON]["S"], item)
         assert messages == []
         return
-    assert stored["status"]["S"] == "SUCCESSFUL"
+    assert Status.of(stored) is Status.SUCCESSFUL
     [message] = messages
     assert message["Body"] == item["message"]["S"]
     sent = {n: (a["DataType"], a["StringValue"]) for n, a in message.get("MessageAttributes", {}).items()}
+    expected = {}
     for name, value in item.get("attributes", {}).get("M", {}).items():
         ((kind, raw),) = value.items()
         if kind in ("S", "N"):
-            assert sent[name] == ({"S": "String", "N": "Number"}[kind], raw)
+            expected[name] = ({"S": "String", "N": "Number"}[kind], raw)
         else:
-            assert sent[name][0] == "String.Array"
+            expected[name] = ("String.Array", sorted(raw) if kind == "SS" else sorted(map(Decimal, raw)))
+    decoded = {n: (t, json.loads(v, parse_int=Decimal) if t == "String.Array" else v) for n, (t, v) in sent.items()}
+    assert decoded == expected

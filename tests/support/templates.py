@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from disa.packaging import load_template
+from disa.deploy.packaging import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 NESTED = ROOT / "cft" / "nested-stacks"

@@ -6,10 +6,12 @@ import json
 import re
 
 import pytest
+from disa_lambda import contracts
+from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field
 
-from tests.support.templates import asl_text, resources, template
+from tests.support.templates import ROOT, asl_text, resources, template
 
 pytestmark = pytest.mark.templates
 
@@ -24,7 +26,7 @@ def test_every_asl_placeholder_is_bound_and_every_binding_used():
 
 def test_asl_writes_only_attributes_the_contract_reserves_for_the_pipeline():
     asl = json.loads(asl_text())
-    reserved = {v for k, v in vars(Field).items() if not k.startswith("_")}
+    reserved = pipeline_owned_fields()
     written = set()
     for state in asl["States"].values():
         params = state.get("Parameters", {})
@@ -34,6 +36,7 @@ def test_asl_writes_only_attributes_the_contract_reserves_for_the_pipeline():
             targets = re.findall(r"([#\w]+)\s*=", set_part.removeprefix("SET "))
             targets += [t.strip() for t in remove_part.split(",") if t.strip()]
             written.update(names.get(t, t) for t in targets)
+    assert written >= {Field.STATUS, Field.MESSAGE_ID, Field.LAST_ERROR, Field.DUE_AT}, "every update was read"
     assert written <= reserved, written - reserved
 
 
@@ -104,3 +107,12 @@ def test_no_account_region_or_email_literals():
         assert not re.search(r"\b\d{12}\b", text), f"{name} has an account id literal"
         assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", text), f"{name} has a region literal"
         assert not re.search(r"[\w.]+@[\w-]+\.[a-z]{2,}", text), f"{name} has an email literal"
+
+
+def test_every_contract_is_loaded_by_the_code_it_describes():
+    code = "\n".join(p.read_text() for p in (ROOT / "code" / "python").rglob("*.py"))
+    references = "\n".join(p.read_text() for p in (ROOT / "code" / "python").rglob("*.schema.json"))
+    assert contracts.names() == ["execution-input", "item", "published-message"]
+    for name in contracts.names():
+        loaded = f'contracts.load("{name}")' in code or f'"$ref": "{name}.schema.json"' in references
+        assert loaded, f"no code loads the {name} contract"

@@ -8,6 +8,7 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.logic import attempts
+from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 from jsonschema import Draft7Validator
 
@@ -15,7 +16,6 @@ from tests.support.settings import PUBLISHING
 
 pytestmark = pytest.mark.unit
 KEY = {"id": {"S": "order-1"}}
-SETTINGS = PUBLISHING
 
 
 def test_attributes_map_to_sns_types_exactly():
@@ -56,9 +56,9 @@ def test_fifo_requires_a_group_and_derives_a_stable_deduplication_id():
     assert first["MessageGroupId"] == "g"
     assert first["MessageDeduplicationId"] == again["MessageDeduplicationId"], "retries deduplicate"
     assert first["MessageDeduplicationId"] != reinserted["MessageDeduplicationId"], "a re-insert is a new message"
-    with pytest.raises(attempts.ItemUnpublishable, match=r"^messageGroupId: required"):
+    with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: required"):
         attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=True, accepted_at="t0")
-    with pytest.raises(attempts.ItemUnpublishable, match=r"^messageGroupId: only FIFO topics"):
+    with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: only FIFO topics"):
         attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at="t0")
 
 
@@ -66,24 +66,24 @@ def test_message_too_large_is_unpublishable_with_sizes_in_the_reason():
     limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
     at_limit = attempts.publish_parameters(KEY, {"message": {"S": "x" * limit}}, False, "t0")
     assert len(at_limit["Message"]) == limit
-    with pytest.raises(attempts.ItemUnpublishable, match=rf"^message: too large to publish: .* {limit + 1} bytes"):
+    with pytest.raises(ItemUnpublishable, match=rf"^message: too large to publish: .* {limit + 1} bytes"):
         attempts.publish_parameters(KEY, {"message": {"S": "x" * (limit + 1)}}, False, "t0")
     multibyte = "é" * (limit // 2 + 1)  # fewer characters than the limit, more bytes
-    with pytest.raises(attempts.ItemUnpublishable):
+    with pytest.raises(ItemUnpublishable):
         attempts.publish_parameters(KEY, {"message": {"S": multibyte}}, False, "t0")
 
 
 def test_message_that_grows_when_escaped_is_unpublishable():
-    claim = attempts.plan_claim(KEY, 1, 1_700_000_000, SETTINGS, random.Random(1))
+    claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(1))
     limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
     quotes = '"' * (limit - 100)
     params = attempts.publish_parameters(KEY, {"message": {"S": quotes}}, False, "t0")
-    with pytest.raises(attempts.ItemUnpublishable, match="escaped"):
+    with pytest.raises(ItemUnpublishable, match="escaped"):
         attempts.execution_input(KEY, claim, params)
 
 
 def test_execution_input_follows_its_contract():
-    claim = attempts.plan_claim(KEY, 2, 1_700_000_000, SETTINGS, random.Random(1))
+    claim = attempts.plan_claim(KEY, 2, 1_700_000_000, PUBLISHING, random.Random(1))
     params = attempts.publish_parameters(KEY, {"message": {"S": "m"}, "subject": {"S": "s"}}, False, "t0")
     document = attempts.execution_input(KEY, claim, params)
     Draft7Validator(contracts.load("execution-input")).validate(document)
@@ -92,7 +92,7 @@ def test_execution_input_follows_its_contract():
 
 def test_claims_are_unique_and_name_valid_executions():
     rng = random.Random(7)
-    claims = [attempts.plan_claim(KEY, 1, 1_700_000_000, SETTINGS, rng) for _ in range(100)]
+    claims = [attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, rng) for _ in range(100)]
     names = {attempts.execution_name(KEY, c) for c in claims}
     assert len(names) == 100
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,80}", n) for n in names)
@@ -102,14 +102,14 @@ def test_claims_are_unique_and_name_valid_executions():
 
 def test_last_attempt_is_marked_to_abandon_on_failure():
     rng = random.Random(3)
-    assert not attempts.plan_claim(KEY, 3, 0, SETTINGS, rng).abandon_on_failure
-    assert attempts.plan_claim(KEY, 4, 0, SETTINGS, rng).abandon_on_failure
+    assert not attempts.plan_claim(KEY, 3, 0, PUBLISHING, rng).abandon_on_failure
+    assert attempts.plan_claim(KEY, 4, 0, PUBLISHING, rng).abandon_on_failure
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
     rng = random.Random(11)
     for attempt, (low, high) in {1: (30, 60), 2: (60, 120), 3: (120, 240), 4: (240, 480), 9: (300, 600)}.items():
-        delays = {attempts.retry_delay_seconds(attempt, SETTINGS, rng) for _ in range(200)}
+        delays = {attempts.retry_delay_seconds(attempt, PUBLISHING, rng) for _ in range(200)}
         assert low <= min(delays) and max(delays) <= high
         assert len(delays) > 10, "jitter spreads items that failed together"
 

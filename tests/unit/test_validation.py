@@ -6,6 +6,7 @@ import pytest
 from disa_lambda import contracts
 from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
 from disa_lambda.models.status import Field
+from jsonschema import Draft7Validator
 
 pytestmark = pytest.mark.unit
 
@@ -93,8 +94,12 @@ def test_contract_lists_every_attribute_the_pipeline_writes():
     assert pipeline_owned_fields() == written
 
 
-def test_contract_is_a_valid_draft7_schema():
-    from jsonschema import Draft7Validator
+@pytest.mark.parametrize("name", contracts.names())
+def test_every_contract_is_a_valid_draft7_schema(name):
+    Draft7Validator.check_schema(contracts.load(name))
 
-    Draft7Validator.check_schema(contracts.load("item"))
-    Draft7Validator.check_schema(contracts.load("execution-input"))
+
+def test_the_execution_input_carries_the_published_message_contract():
+    published = contracts.load("published-message")
+    carried = contracts.load("execution-input")["properties"]["publish"]
+    assert carried == {k: v for k, v in published.items() if k not in ("$schema", "$id")}

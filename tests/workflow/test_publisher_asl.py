@@ -1,21 +1,24 @@
 """The real ASL (state-machine/publisher.asl.json) on moto's Step Functions engine, against
-moto's SNS, SQS, DynamoDB and CloudWatch. Given an item claimed as the trigger claims it,
-when an execution runs, then the item's status and the subscriber's queue show the outcome."""
+moto's SNS, SQS, DynamoDB and CloudWatch. Given an item inserted and claimed as the trigger
+claims it, and the execution input the trigger builds, when an execution runs, then the
+item's status and the subscriber's queue show the outcome."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from disa_lambda import contracts
+from disa_lambda.dal.workflow import Workflow
+from disa_lambda.models.status import Field, Status
+from jsonschema import Draft7Validator
 from moto.sns.exceptions import SNSException
 from moto.sns.models import SNSBackend
 
-from tests.support.core import Core
+from tests.support.moto_stack import MotoStack
 
 pytestmark = pytest.mark.workflow
-
-TOKEN_A = "a" * 32
-TOKEN_B = "b" * 32
+PUBLISHED_MESSAGE = Draft7Validator(contracts.load("published-message"))
 
 
 class Throttled(SNSException):
@@ -23,73 +26,110 @@ class Throttled(SNSException):
     message = "Rate exceeded"
 
 
-def claimed(core: Core, key: str, token: str = TOKEN_A, **extra) -> None:
-    core.put(
-        {
-            "id": {"S": key},
-            "message": {"S": f"body of {key}"},
-            "status": {"S": "PENDING"},
-            "attempt": {"N": "1"},
-            "claimToken": {"S": token},
-            "dueShard": {"S": "0"},
-            "dueAt": {"N": "1"},
-            **extra,
-        }
-    )
+def body(key: str, **attributes) -> dict:
+    return {"message": {"S": f"body of {key}"}, **attributes}
 
 
-def run(core: Core, name: str, document: str) -> dict:
-    sfn = core.clients["stepfunctions"]
-    arn = sfn.start_execution(stateMachineArn=core.state_machine_arn, name=name, input=document)["executionArn"]
-    core.wait_for_executions()
+def run(stack: MotoStack, name: str, document: dict) -> dict:
+    sfn = stack.clients["stepfunctions"]
+    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(document))[
+        "executionArn"
+    ]
+    stack.wait_for_executions()
     return sfn.describe_execution(executionArn=arn)
 
 
-def test_publishes_body_and_attributes_exactly_and_records_success(core):
-    claimed(core, "k1")
-    attributes = {
-        "kind": {"DataType": "String", "StringValue": "shipping"},
-        "priority": {"DataType": "Number", "StringValue": "2"},
-        "tags": {"DataType": "String.Array", "StringValue": '["a","b"]'},
+def as_published(received: dict) -> dict:
+    """A raw-delivery SQS message in the terms of the published-message contract."""
+    published = {
+        "Message": received["Body"],
+        "MessageAttributes": {
+            name: {"DataType": a["DataType"], "StringValue": a["StringValue"]}
+            for name, a in received.get("MessageAttributes", {}).items()
+        },
     }
-    execution = run(
-        core, "x1", core.execution_input("k1", TOKEN_A, Message='héllo ✓ "quoted"', MessageAttributes=attributes)
-    )
+    for name in ("MessageGroupId", "MessageDeduplicationId"):
+        if name in received.get("Attributes", {}):
+            published[name] = received["Attributes"][name]
+    return published
+
+
+def test_publishes_body_and_attributes_exactly_and_records_success(moto_stack):
+    attributes = {"kind": {"S": "shipping"}, "priority": {"N": "2"}, "tags": {"SS": ["b", "a"]}}
+    item = {"message": {"S": 'héllo ✓ "quoted"'}, "attributes": {"M": attributes}}
+    _, document = moto_stack.insert_and_claim("k1", item)
+    execution = run(moto_stack, "x1", document)
 
     assert execution["status"] == "SUCCEEDED"
-    item = core.item("k1")
-    assert item["status"]["S"] == "SUCCESSFUL"
-    assert "dueAt" not in item and "dueShard" not in item, "a delivered item must leave the due index"
-    [message] = core.received()
-    assert message["Body"] == 'héllo ✓ "quoted"'
-    assert {k: (v["DataType"], v["StringValue"]) for k, v in message["MessageAttributes"].items()} == {
-        k: (v["DataType"], v["StringValue"]) for k, v in attributes.items()
+    stored = moto_stack.item("k1")
+    assert Status.of(stored) is Status.SUCCESSFUL
+    assert Field.DUE_AT not in stored and Field.DUE_SHARD not in stored, "a delivered item must leave the due index"
+    [message] = moto_stack.received_messages()
+    published = as_published(message)
+    PUBLISHED_MESSAGE.validate(published)
+    assert published == {
+        "Message": 'héllo ✓ "quoted"',
+        "MessageAttributes": {
+            "kind": {"DataType": "String", "StringValue": "shipping"},
+            "priority": {"DataType": "Number", "StringValue": "2"},
+            "tags": {"DataType": "String.Array", "StringValue": '["a", "b"]'},
+        },
     }
-    assert item["messageId"]["S"] == json.loads(core.received(core.envelope_queue_url)[0]["Body"])["MessageId"]
+    envelope = json.loads(moto_stack.received_messages(moto_stack.envelope_queue_url)[0]["Body"])
+    assert stored[Field.MESSAGE_ID]["S"] == envelope["MessageId"]
 
 
-def test_subject_reaches_subscribers(core):
-    claimed(core, "k2")
-    run(core, "x2", core.execution_input("k2", TOKEN_A, Subject="Shipping update"))
-    [envelope] = core.received(core.envelope_queue_url)
-    assert json.loads(envelope["Body"])["Subject"] == "Shipping update"
-    assert core.status("k2") == "SUCCESSFUL"
+@pytest.mark.parametrize(
+    ("moto_stack", "subject"),
+    [("standard", None), ("standard", "Shipping update"), ("fifo", None), ("fifo", "Shipping update")],
+    indirect=["moto_stack"],
+)
+def test_each_message_shape_reaches_subscribers_with_its_optional_fields(moto_stack, subject):
+    """One publish task per shape (subject or not, FIFO or not): each runs here."""
+    item = body("shape")
+    if subject:
+        item["subject"] = {"S": subject}
+    if moto_stack.fifo:
+        item["messageGroupId"] = {"S": "g1"}
+    _, document = moto_stack.insert_and_claim("shape", item)
+    assert run(moto_stack, "shape", document)["status"] == "SUCCEEDED"
+
+    [message] = moto_stack.received_messages()
+    published = as_published(message)
+    PUBLISHED_MESSAGE.validate(published)
+    assert published["Message"] == "body of shape"
+    if moto_stack.fifo:
+        assert published["MessageGroupId"] == "g1"
+        assert published["MessageDeduplicationId"] == document["publish"]["MessageDeduplicationId"]
+    else:
+        assert "MessageGroupId" not in published
+    [envelope] = moto_stack.received_messages(moto_stack.envelope_queue_url)
+    assert json.loads(envelope["Body"]).get("Subject") == subject
+    assert moto_stack.status("shape") is Status.SUCCESSFUL
 
 
-def test_fifo_topic_gets_group_and_deduplication_ids(fifo_core):
-    core = fifo_core
-    claimed(core, "f1")
-    document = core.execution_input("f1", TOKEN_A, MessageGroupId="g1", MessageDeduplicationId="d1")
-    run(core, "x3", document)
-    # The same deduplication id again (a retry after an unrecorded success) is dropped by SNS.
-    claimed(core, "f1", token=TOKEN_B)
-    run(core, "x4", core.execution_input("f1", TOKEN_B, MessageGroupId="g1", MessageDeduplicationId="d1", Subject="s"))
-    messages = core.received()
-    assert [m["Body"] for m in messages] == ["body of f1"]
-    assert core.status("f1") == "SUCCESSFUL"
+@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
+def test_fifo_retry_after_an_unrecorded_success_is_dropped_by_its_deduplication_id(moto_stack):
+    item = body("f1", messageGroupId={"S": "g1"})
+    first_claim, first = moto_stack.insert_and_claim("f1", item)
+    run(moto_stack, "x3", first)
+    moto_stack.clients["dynamodb"].update_item(  # as if the SUCCESSFUL write had been lost
+        TableName=moto_stack.table,
+        Key=moto_stack.key("f1"),
+        UpdateExpression=f"SET #status = :pending REMOVE {Field.MESSAGE_ID}",
+        ExpressionAttributeNames={"#status": Field.STATUS},
+        ExpressionAttributeValues={":pending": {"S": Status.PENDING}},
+    )
+    _, second = moto_stack.reclaim("f1", item, previous=first_claim)  # the lease ran out
+    run(moto_stack, "x4", second)
+
+    assert second["publish"]["MessageDeduplicationId"] == first["publish"]["MessageDeduplicationId"]
+    assert second["claimToken"] != first_claim.token
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["body of f1"]
+    assert moto_stack.status("f1") is Status.SUCCESSFUL
 
 
-def test_transient_sns_error_is_retried_then_delivered(core, monkeypatch):
+def test_transient_sns_error_is_retried_then_delivered(moto_stack, monkeypatch):
     real_publish, failures = SNSBackend.publish, []
 
     def flaky_publish(self, *args, **kwargs):
@@ -99,81 +139,83 @@ def test_transient_sns_error_is_retried_then_delivered(core, monkeypatch):
         return real_publish(self, *args, **kwargs)
 
     monkeypatch.setattr(SNSBackend, "publish", flaky_publish)
-    claimed(core, "k3")
-    execution = run(core, "x5", core.execution_input("k3", TOKEN_A))
+    _, document = moto_stack.insert_and_claim("k3", body("k3"))
+    execution = run(moto_stack, "x5", document)
 
     assert execution["status"] == "SUCCEEDED"
     assert failures == ["throttled", "throttled"]
-    history = core.clients["stepfunctions"].get_execution_history(executionArn=execution["executionArn"])["events"]
-    assert sum(e["type"] == "TaskFailed" for e in history) == 2
-    assert core.status("k3") == "SUCCESSFUL"
-    assert len(core.received()) == 1
-    assert core.metric_sum("PublishFailed") == 0
+    history = moto_stack.clients["stepfunctions"].get_execution_history(executionArn=execution["executionArn"])
+    assert sum(e["type"] == "TaskFailed" for e in history["events"]) == 2
+    assert moto_stack.status("k3") is Status.SUCCESSFUL
+    assert len(moto_stack.received_messages()) == 1
+    assert moto_stack.metric_sum("PublishFailed") == 0
 
 
-def test_permanent_sns_error_records_failed_with_cause_and_due_time(core):
-    claimed(core, "k4")
-    core.clients["sns"].delete_topic(TopicArn=core.topic_arn)
-    execution = run(core, "x6", core.execution_input("k4", TOKEN_A))
+def test_permanent_sns_error_records_failed_with_cause_and_due_time(moto_stack):
+    claim, document = moto_stack.insert_and_claim("k4", body("k4"))
+    moto_stack.clients["sns"].delete_topic(TopicArn=moto_stack.topic_arn)
+    execution = run(moto_stack, "x6", document)
 
     assert execution["status"] == "FAILED"
     assert execution["error"] == "Disa.PublishFailed"
-    item = core.item("k4")
-    assert item["status"]["S"] == "FAILED"
-    assert item["lastError"]["S"] == "SNS.NotFoundException"
-    assert "does not exist" in item["lastCause"]["S"]
-    assert item["statusReason"]["S"] == "attempt 1 failed: SNS.NotFoundException"
-    assert item["dueAt"]["N"] == "1700000000" and item["dueShard"]["S"] == "0", "FAILED stays in the due index"
-    assert core.metric_sum("PublishFailed") == 1
+    item = moto_stack.item("k4")
+    assert Status.of(item) is Status.FAILED
+    assert item[Field.LAST_ERROR]["S"] == "SNS.NotFoundException"
+    assert "does not exist" in item[Field.LAST_CAUSE]["S"]
+    assert item[Field.STATUS_REASON]["S"] == "attempt 1 failed: SNS.NotFoundException"
+    assert item[Field.DUE_AT]["N"] == str(claim.retry_at), "due for the retry job when its backoff ends"
+    assert item[Field.DUE_SHARD]["S"] == claim.shard, "FAILED stays in the due index"
+    assert moto_stack.metric_sum("PublishFailed") == 1
 
 
-def test_failure_on_last_attempt_abandons_and_leaves_the_due_index(core):
-    claimed(core, "k5")
-    core.clients["sns"].delete_topic(TopicArn=core.topic_arn)
-    run(core, "x7", core.execution_input("k5", TOKEN_A, attempt=3, abandon=True))
+def test_failure_on_last_attempt_abandons_and_leaves_the_due_index(moto_stack):
+    claim, document = moto_stack.insert_and_claim("k5", body("k5"), attempt=moto_stack.max_attempts)
+    assert claim.abandon_on_failure
+    moto_stack.clients["sns"].delete_topic(TopicArn=moto_stack.topic_arn)
+    run(moto_stack, "x7", document)
 
-    item = core.item("k5")
-    assert item["status"]["S"] == "ABANDONED"
-    assert "dueAt" not in item and "dueShard" not in item
-    assert item["statusReason"]["S"] == "gave up after 3 attempts; last error: SNS.NotFoundException"
-    assert core.metric_sum("ItemsAbandoned") == 1 and core.metric_sum("PublishFailed") == 1
+    item = moto_stack.item("k5")
+    assert Status.of(item) is Status.ABANDONED
+    assert Field.DUE_AT not in item and Field.DUE_SHARD not in item
+    assert item[Field.STATUS_REASON]["S"] == "gave up after 3 attempts; last error: SNS.NotFoundException"
+    assert moto_stack.metric_sum("ItemsAbandoned") == 1 and moto_stack.metric_sum("PublishFailed") == 1
 
 
-def test_duplicate_start_of_one_claim_publishes_once(core):
-    from disa_lambda.dal.workflow import Workflow
-
-    claimed(core, "k6")
-    workflow = Workflow(core.state_machine_arn, core.clients["stepfunctions"])
-    document = json.loads(core.execution_input("k6", TOKEN_A))
+def test_duplicate_start_of_one_claim_publishes_once(moto_stack):
+    _, document = moto_stack.insert_and_claim("k6", body("k6"))
+    workflow = Workflow(moto_stack.state_machine_arn, moto_stack.clients["stepfunctions"])
     first = workflow.start("same-name", document)
-    core.wait_for_executions()
+    moto_stack.wait_for_executions()
     second = workflow.start("same-name", document)  # closed: ExecutionAlreadyExists, counted as started
-    core.wait_for_executions()
+    moto_stack.wait_for_executions()
 
     assert first == second
-    assert len(core.received()) == 1
+    assert len(moto_stack.received_messages()) == 1
 
 
-def test_late_execution_cannot_overwrite_successful(core):
-    claimed(core, "k7")
-    run(core, "x8", core.execution_input("k7", TOKEN_A))
-    assert core.status("k7") == "SUCCESSFUL"
-    before = core.item("k7")
+def test_late_execution_cannot_overwrite_successful(moto_stack):
+    _, document = moto_stack.insert_and_claim("k7", body("k7"))
+    run(moto_stack, "x8", document)
+    assert moto_stack.status("k7") is Status.SUCCESSFUL
+    before = moto_stack.item("k7")
 
-    core.clients["sns"].delete_topic(TopicArn=core.topic_arn)  # the late one fails to publish
-    late = run(core, "x9", core.execution_input("k7", TOKEN_A))
+    moto_stack.clients["sns"].delete_topic(TopicArn=moto_stack.topic_arn)  # the late one fails to publish
+    late = run(moto_stack, "x9", document)
 
     assert late["status"] == "SUCCEEDED", "a superseded execution ends quietly"
-    assert core.item("k7") == before
+    assert moto_stack.item("k7") == before
 
 
-def test_execution_of_an_older_claim_cannot_touch_a_newer_one(core):
-    claimed(core, "k8", token=TOKEN_B)  # the retry job re-claimed it
-    run(core, "x10", core.execution_input("k8", TOKEN_A))
-    item = core.item("k8")
-    assert item["status"]["S"] == "PENDING" and item["claimToken"]["S"] == TOKEN_B
+def test_execution_of_an_older_claim_cannot_touch_a_newer_one(moto_stack):
+    older, older_document = moto_stack.insert_and_claim("k8", body("k8"))
+    newer, _ = moto_stack.reclaim("k8", body("k8"), previous=older)  # the retry job re-claimed it
+    run(moto_stack, "x10", older_document)
+
+    item = moto_stack.item("k8")
+    assert Status.of(item) is Status.PENDING and item[Field.CLAIM_TOKEN]["S"] == newer.token
 
 
-def test_execution_for_a_deleted_item_does_not_recreate_it(core):
-    run(core, "x11", core.execution_input("gone", TOKEN_A))
-    assert core.item("gone") == {}
+def test_execution_for_a_deleted_item_does_not_recreate_it(moto_stack):
+    _, document = moto_stack.execution_input("gone", body("gone"))
+    run(moto_stack, "x11", document)
+    assert moto_stack.item("gone") == {}

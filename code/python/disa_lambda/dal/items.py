@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import boto3
 from botocore.exceptions import ClientError
 
-from disa_lambda.logic.attempts import Claim
+from disa_lambda.models.claim import Claim
 from disa_lambda.models.exceptions import StoreUnavailable
 from disa_lambda.models.status import Field, Status
 

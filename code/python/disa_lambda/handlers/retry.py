@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
@@ -21,25 +21,37 @@ from disa_lambda.observability import logger
 _rng = random.SystemRandom()
 
 
+@dataclass(frozen=True)
+class RetryDependencies:
+    """What the retry job works with, built once per execution environment."""
+
+    settings: RetrySettings
+    due_index: DueIndex
+    unstatused: UnstatusedItems
+    store: ItemStore
+    workflow: Workflow
+    metrics: MetricsSink
+
+
 @cache
-def _dependencies() -> tuple[RetrySettings, DueIndex, UnstatusedItems, ItemStore, Workflow, MetricsSink]:
+def dependencies() -> RetryDependencies:
     settings = RetrySettings.from_env()
-    return (
-        settings,
-        DueIndex(settings.TABLE_NAME),
-        UnstatusedItems(settings.TABLE_NAME),
-        ItemStore(settings.TABLE_NAME),
-        Workflow(settings.STATE_MACHINE_ARN),
-        MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
+    return RetryDependencies(
+        settings=settings,
+        due_index=DueIndex(settings.TABLE_NAME),
+        unstatused=UnstatusedItems(settings.TABLE_NAME),
+        store=ItemStore(settings.TABLE_NAME),
+        workflow=Workflow(settings.STATE_MACHINE_ARN),
+        metrics=MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
     )
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, index, scanner, store, workflow, metrics = _dependencies()
-    report = retries.run(settings, index, store, workflow, clock.now, _rng, context.get_remaining_time_in_millis)
-    swept = sweep.run(settings, scanner, store, workflow, clock.now, _rng, context.get_remaining_time_in_millis)
-    metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
+    deps, remaining_ms = dependencies(), context.get_remaining_time_in_millis
+    report = retries.run(deps.settings, deps.due_index, deps.store, deps.workflow, clock.now, _rng, remaining_ms)
+    swept = sweep.run(deps.settings, deps.unstatused, deps.store, deps.workflow, clock.now, _rng, remaining_ms)
+    deps.metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
     result = {**asdict(report), "sweep": asdict(swept)}
     logger.info("retry run finished", **result)
     return result

@@ -8,6 +8,7 @@ lease hands it to the retry job), so one poison record cannot block the shard.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -25,20 +26,29 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 _rng = random.SystemRandom()
 
 
+@dataclass(frozen=True)
+class TriggerDependencies:
+    """What the trigger works with, built once per execution environment."""
+
+    settings: TriggerSettings
+    store: ItemStore
+    workflow: Workflow
+
+
 @cache
-def _dependencies() -> tuple[TriggerSettings, ItemStore, Workflow]:
+def dependencies() -> TriggerDependencies:
     settings = TriggerSettings.from_env()
-    return settings, ItemStore(settings.TABLE_NAME), Workflow(settings.STATE_MACHINE_ARN)
+    return TriggerDependencies(settings, ItemStore(settings.TABLE_NAME), Workflow(settings.STATE_MACHINE_ARN))
 
 
 def record_handler(record: DynamoDBRecord) -> str:
-    settings, store, workflow = _dependencies()
-    outcome = intake.handle_insert(record.raw_event, settings, store, workflow, clock.now(), _rng)
+    deps = dependencies()
+    outcome = intake.handle_insert(record.raw_event, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
     logger.info("item taken in", outcome=outcome.value, key=record.raw_event["dynamodb"]["Keys"])
     return outcome.value
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    _dependencies()  # settings errors surface once, at the start of the batch
+    dependencies()  # settings errors surface once, at the start of the batch
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -13,9 +13,14 @@ import hashlib
 import json
 import random
 import uuid
-from dataclasses import dataclass
-from typing import Any, Mapping
+from functools import cache
+from typing import Any, Callable, Mapping
 
+import fastjsonschema
+
+from disa_lambda import contracts
+from disa_lambda.models.claim import Claim
+from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 
@@ -26,20 +31,6 @@ PAYLOAD_LIMIT_BYTES = 262_144
 STATE_GROWTH_RESERVE_BYTES = 16_384
 
 _ATTRIBUTE_TYPES = {"S": "String", "N": "Number", "SS": "String.Array", "NS": "String.Array"}
-
-
-class ItemUnpublishable(ValueError):
-    """The item passes the schema but cannot be published as it is (reason is user-facing)."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    token: str
-    attempt: int
-    lease_until: int
-    shard: str
-    retry_at: int
-    abandon_on_failure: bool
 
 
 def key_digest(key: Mapping[str, Any]) -> str:
@@ -136,8 +127,15 @@ def _sns_size(params: Mapping[str, Any]) -> int:
     return size
 
 
+@cache
+def _execution_input_check() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(contracts.load("execution-input"))
+
+
 def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, Any]) -> dict[str, Any]:
-    """The state machine input (contract: contracts/execution-input.schema.json)."""
+    """The state machine input, checked against its contract
+    (contracts/execution-input.schema.json, whose ``publish`` is the published-message
+    contract): a document the ASL cannot read never reaches StartExecution."""
     document = {
         "key": dict(key),
         "claimToken": claim.token,
@@ -145,6 +143,7 @@ def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, 
         "publish": dict(publish),
         "onFailure": {"abandon": claim.abandon_on_failure, "retryAt": str(claim.retry_at)},
     }
+    _execution_input_check()(document)
     encoded = json.dumps(document, ensure_ascii=False).encode("utf-8")
     if len(encoded) > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
         raise ItemUnpublishable(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 from enum import StrEnum
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
 from disa_lambda.logic import attempts, clock
+from disa_lambda.logic.ports import IntakeStore, Starter
 from disa_lambda.logic.validation import find_problem
-from disa_lambda.models.exceptions import MalformedStreamRecord, WorkflowStartFailed
+from disa_lambda.models.exceptions import ItemUnpublishable, MalformedStreamRecord, WorkflowStartFailed
 from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import Field
 
@@ -21,19 +22,10 @@ class IntakeOutcome(StrEnum):
     START_DEFERRED = "start-deferred"
 
 
-class Store(Protocol):
-    def claim_new(self, key: Mapping[str, Any], claim: attempts.Claim, now_iso: str) -> bool: ...
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
-
-
-class Starter(Protocol):
-    def start(self, name: str, document: Mapping[str, Any]) -> str: ...
-
-
 def handle_insert(
     record: Mapping[str, Any],
     settings: PublishingSettings,
-    store: Store,
+    store: IntakeStore,
     workflow: Starter,
     now: float,
     rng: random.Random,
@@ -56,7 +48,7 @@ def take_in(
     key: Mapping[str, Any],
     image: Mapping[str, Any],
     settings: PublishingSettings,
-    store: Store,
+    store: IntakeStore,
     workflow: Starter,
     now: float,
     rng: random.Random,
@@ -73,7 +65,7 @@ def take_in(
     if problem is None:
         try:
             publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, accepted_at=now_iso)
-        except attempts.ItemUnpublishable as unpublishable:
+        except ItemUnpublishable as unpublishable:
             problem = str(unpublishable)
     inserted_token = body.get(Field.CLAIM_TOKEN)
     if problem is not None:
@@ -82,7 +74,7 @@ def take_in(
     claim = attempts.plan_claim(key, 1, now, settings, rng)
     try:
         document = attempts.execution_input(key, claim, publish)
-    except attempts.ItemUnpublishable as unpublishable:
+    except ItemUnpublishable as unpublishable:
         store.reject(key, str(unpublishable), now_iso, inserted_token)
         return IntakeOutcome.REJECTED
     if not store.claim_new(key, claim, now_iso):

@@ -5,41 +5,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Callable, Mapping
 
 from disa_lambda.logic import attempts, clock
+from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, Starter
 from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
-from disa_lambda.models.exceptions import WorkflowStartFailed
+from disa_lambda.models.exceptions import ItemUnpublishable, WorkflowStartFailed
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
 QUERY_PAGE_SIZE = 100
-# Stop claiming when less than this is left of the invocation, so no claim is made
-# that the function could not follow with its StartExecution.
-TIME_RESERVE_MS = 10_000
-
-
-class Index(Protocol):
-    def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]: ...
-
-
-class DueStore(Protocol):
-    def claim_due(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: attempts.Claim, now_iso: str
-    ) -> dict[str, Any] | None: ...
-    def finish_unclaimable(
-        self,
-        key: Mapping[str, Any],
-        observed_status: str,
-        observed_token: str,
-        status: Status,
-        reason: str,
-        now_iso: str,
-    ) -> bool: ...
-
-
-class Starter(Protocol):
-    def start(self, name: str, document: Mapping[str, Any]) -> str: ...
 
 
 @dataclass
@@ -67,7 +42,7 @@ class RetryReport:
 
 def run(
     settings: RetrySettings,
-    index: Index,
+    index: DueIndexReader,
     store: DueStore,
     workflow: Starter,
     now: Callable[[], float],
@@ -120,10 +95,10 @@ def _retry_one(
     problem = find_problem({name: value for name, value in body.items() if name not in pipeline_owned_fields()})
     try:
         if problem is not None:
-            raise attempts.ItemUnpublishable(problem)
+            raise ItemUnpublishable(problem)
         publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, item[Field.ACCEPTED_AT]["S"])
         document = attempts.execution_input(key, claim, publish)
-    except attempts.ItemUnpublishable as unpublishable:
+    except ItemUnpublishable as unpublishable:
         store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
         report.rejected += 1
         return

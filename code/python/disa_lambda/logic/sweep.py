@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Callable
 
 from disa_lambda.logic import intake
+from disa_lambda.logic.ports import TIME_RESERVE_MS, Starter, SweepStore, UnstatusedScanner
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import Field
 
 SCAN_PAGE_SIZE = 100
-TIME_RESERVE_MS = 10_000
-
-
-class Scanner(Protocol):
-    def segment(self, segment: int, total_segments: int, page_size: int) -> Iterator[dict[str, Any]]: ...
-
-
-class SweepStore(intake.Store, Protocol):
-    def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool: ...
 
 
 @dataclass
@@ -47,9 +39,9 @@ def segment_for(now: float, settings: RetrySettings) -> int:
 
 def run(
     settings: RetrySettings,
-    scanner: Scanner,
+    scanner: UnstatusedScanner,
     store: SweepStore,
-    workflow: intake.Starter,
+    workflow: Starter,
     now: Callable[[], float],
     rng: random.Random,
     remaining_ms: Callable[[], int],

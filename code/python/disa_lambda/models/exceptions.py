@@ -13,10 +13,6 @@ class MalformedStreamRecord(DisaError):
     """A stream record lacks what a NEW_AND_OLD_IMAGES INSERT record must carry."""
 
 
-class ClaimLost(DisaError):
-    """Another writer changed the item first; this writer must leave it alone."""
-
-
 class StoreUnavailable(DisaError):
     """DynamoDB refused a write for a reason other than a failed condition."""
 
@@ -24,3 +20,8 @@ class StoreUnavailable(DisaError):
 class WorkflowStartFailed(DisaError):
     """StartExecution failed after the item was claimed; its lease will expire and the
     retry job will claim it again."""
+
+
+class ItemUnpublishable(DisaError):
+    """The item passes the schema but cannot be published as it is; ``str(error)`` is the
+    reason recorded on the REJECTED item, starting with the attribute it is about."""

@@ -1,7 +1,8 @@
 """Environment of each function, validated at cold start.
 
 Field names are the environment variable names in cft/nested-stacks/functions.yaml,
-exactly; tests/templates/test_environment.py checks both directions.
+exactly; tests/templates/test_contracts.py
+(test_function_environment_matches_its_settings_model) checks both directions.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Mapping
 
 
 class Status(StrEnum):
@@ -22,8 +23,16 @@ class Status(StrEnum):
     ABANDONED = "ABANDONED"
     REJECTED = "REJECTED"
 
+    @property
+    def is_final(self) -> bool:
+        """No attempt follows: SUCCESSFUL, ABANDONED or REJECTED."""
+        return self in (Status.SUCCESSFUL, Status.ABANDONED, Status.REJECTED)
 
-FINAL_STATUSES = frozenset({Status.SUCCESSFUL, Status.ABANDONED, Status.REJECTED})
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> Status | None:
+        """The status of an item in AttributeValue form; None while it has none."""
+        raw = item.get(Field.STATUS, {}).get("S")
+        return None if raw is None else cls(raw)
 
 
 class Field:

@@ -18,7 +18,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-FINAL = ("SUCCESSFUL", "REJECTED", "ABANDONED")
+from disa_lambda.models.status import Field, Status
+
+NO_STATUS = "NONE"
+
+
+# Final statuses first, then those that still have an attempt ahead.
+REPORTED_ORDER = (Status.SUCCESSFUL, Status.REJECTED, Status.ABANDONED, Status.FAILED, Status.PENDING)
 
 
 @dataclass
@@ -36,7 +42,7 @@ class Census:
     @property
     def unsettled(self) -> int:
         """Items not yet in a final status (PENDING, FAILED or none)."""
-        return self.inserted - sum(self.statuses[s] for s in FINAL)
+        return self.inserted - sum(self.statuses[s] for s in Status if s.is_final)
 
     def holds(self) -> bool:
         return not (self.lost or self.stuck or self.over_delivered or self.undelivered or self.rejected_but_delivered)
@@ -44,7 +50,7 @@ class Census:
     def rows(self) -> list[tuple[str, str]]:
         return [
             ("inserted", str(self.inserted)),
-            *[(s, str(self.statuses[s])) for s in ("SUCCESSFUL", "REJECTED", "ABANDONED", "FAILED", "PENDING")],
+            *[(s, str(self.statuses[s])) for s in REPORTED_ORDER],
             ("deliveries received", str(self.deliveries)),
             ("lost (no status, or SUCCESSFUL without an SNS MessageId)", str(len(self.lost) + len(self.undelivered))),
             ("accepted by SNS, never received by the subscriber", str(len(self.lost_after_sns))),
@@ -60,18 +66,18 @@ def take_census(items: dict[str, dict[str, Any]], inserted: list[str], deliverie
     census = Census(inserted=len(inserted), deliveries=sum(deliveries.values()))
     for key in inserted:
         item = items.get(key, {})
-        status = item.get("status", {}).get("S")
-        census.statuses[status or "NONE"] += 1
-        attempts = int(item.get("attempt", {}).get("N", "0"))
+        status = Status.of(item)
+        census.statuses[status or NO_STATUS] += 1
+        attempts = int(item.get(Field.ATTEMPT, {}).get("N", "0"))
         received = deliveries.get(key, 0)
         if status is None:
             census.lost.append(key)
-        elif status == "PENDING" and float(item.get("dueAt", {}).get("N", "0")) < now:
+        elif status is Status.PENDING and float(item.get(Field.DUE_AT, {}).get("N", "0")) < now:
             census.stuck.append(key)
-        if status == "SUCCESSFUL" and received == 0:
-            (census.lost_after_sns if item.get("messageId") else census.undelivered).append(key)
-        if received > max(attempts, 1) and status != "REJECTED":
+        if status is Status.SUCCESSFUL and received == 0:
+            (census.lost_after_sns if item.get(Field.MESSAGE_ID) else census.undelivered).append(key)
+        if received > max(attempts, 1) and status is not Status.REJECTED:
             census.over_delivered.append(key)
-        if status == "REJECTED" and received:
+        if status is Status.REJECTED and received:
             census.rejected_but_delivered.append(key)
     return census

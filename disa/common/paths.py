@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CFT_DIR = ROOT / "cft"
 ROOT_TEMPLATE = CFT_DIR / "root-stack.yaml"
 STATE_MACHINE_DIR = ROOT / "state-machine"

@@ -22,13 +22,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from disa import project
-from disa.aws import Clients, Target
-from disa.console import progress
-from disa.errors import UserError
+from disa.common import paths
+from disa.common.aws import Clients, Target
+from disa.common.console import progress
+from disa.common.errors import UserError
 
-HOME = project.ROOT / ".local-cloud"
-ENGINE_LOCK = project.ROOT / "requirements" / "engine.lock"
+HOME = paths.ROOT / ".local-cloud"
+ENGINE_LOCK = paths.ROOT / "requirements" / "engine.lock"
 DEFAULT_PORT = 4599
 REGION = "us-east-1"
 # The engine accepts any well-formed credentials; these keep a developer's real AWS
@@ -59,9 +59,19 @@ class LocalCloud:
     def log_file(self) -> Path:
         return self.home / "engine.log"
 
+    @property
+    def fault_snapshots(self) -> Path:
+        """Where an SNS outage keeps a removed topic until it is restored (drills/faults.py)."""
+        return self.home / "faults"
+
+    @property
+    def install_marker(self) -> Path:
+        """Present once the engine of requirements/engine.lock, as it is now, is installed."""
+        return self.venv / f".installed-{_digest(ENGINE_LOCK)}"
+
     # -- installation -------------------------------------------------------------------
     def install(self) -> None:
-        marker = self.venv / f".installed-{_digest(ENGINE_LOCK)}"
+        marker = self.install_marker
         if marker.exists():
             return
         self.venv.parent.mkdir(parents=True, exist_ok=True)

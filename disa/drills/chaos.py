@@ -1,8 +1,8 @@
 """`disa chaos`: items inserted while faults are injected at seeded, reproducible points,
-then a census of every delivery guarantee (disa/invariants.py) once retries have drained.
+then a census of every delivery guarantee (drills/census.py) once retries have drained.
 
 Faults, each real on the local cloud and none touching Disa's code:
-- sns-outage           SNS refuses publishes for a whole chunk of inserts (disa/faults.py)
+- sns-outage           SNS refuses publishes for a whole chunk of inserts (drills/faults.py)
 - trigger-crash        the trigger's Lambda worker processes are killed (SIGKILL) mid-batch
 - redelivery           a batch read from the table's stream is delivered to the trigger again
 - overlapping-retries  two retry jobs run at once, twice
@@ -22,12 +22,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from disa import faults, items, packaging, stacks
-from disa.aws import Clients
-from disa.console import progress
-from disa.demo import subscribe_queue
-from disa.invariants import Census, take_census
-from disa.local_cloud import LocalCloud
+from disa_lambda.models.status import Status
+
+from disa.common import console
+from disa.common.aws import Clients
+from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, write_items
+from disa.common.console import progress
+from disa.deploy import packaging, stacks
+from disa.drills.census import NO_STATUS, Census, take_census
+from disa.drills.faults import TopicRemovalOutage
+from disa.local_cloud.engine import LocalCloud
+from disa.operate.retry_job import run_retry
+from disa.operate.stack import StackInfo
 
 STACK = "disa-chaos"
 PARAMETERS = {
@@ -55,32 +61,27 @@ class Chaos:
     def deploy(self) -> None:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients), log=lambda _: None)
         stacks.deploy_disposable(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
-        self.info = items.StackInfo.of(self.clients, STACK)
-        self.outputs = stacks.outputs(self.clients, STACK)
-        self.queue_url = subscribe_queue(self.clients, self.info.topic_arn, f"{STACK}-subscriber")
-        self.snapshots = self.cloud.home / "faults"
-        faults.sns_outage(self.clients, self.info, False, self.snapshots)
+        self.info = StackInfo.of(self.clients, STACK)
+        self.queue_url = subscribe_queue(
+            self.clients("sqs"), self.clients("sns"), self.info.topic_arn, f"{STACK}-subscriber"
+        )
+        self.outage = TopicRemovalOutage(self.clients("sns"), self.info.topic_arn, self.cloud.fault_snapshots)
+        self.outage.off()  # a previous run may have stopped mid-outage
 
     # -- workload --------------------------------------------------------------------------------
     def insert(self, keys: list[str]) -> None:
-        ddb = self.clients("dynamodb")
-        for start in range(0, len(keys), 25):
-            chunk = keys[start : start + 25]
-            requests = [
+        write_items(
+            self.clients("dynamodb"),
+            self.info.table,
+            (
                 {
-                    "PutRequest": {
-                        "Item": {
-                            self.info.key_name: {"S": key},
-                            "message": {"N": "1"} if key.endswith("-bad") else {"S": f"chaos {self.run_id} {key}"},
-                        }
-                    }
+                    self.info.key_name: {"S": key},
+                    "message": {"N": "1"} if key.endswith("-bad") else {"S": f"chaos {self.run_id} {key}"},
                 }
-                for key in chunk
-            ]
-            pending = {self.info.table: requests}
-            while pending:
-                pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            self.inserted.extend(chunk)
+                for key in keys
+            ),
+        )
+        self.inserted.extend(keys)
 
     def keys(self, count: int, offset: int) -> list[str]:
         return [
@@ -92,10 +93,10 @@ class Chaos:
         self.fault_log.append(fault)
         self.log(f"  chunk of {len(keys)} items with fault: {fault}")
         if fault == "sns-outage":
-            faults.sns_outage(self.clients, self.info, True, self.snapshots)
+            self.outage.on()
             self.insert(keys)
             time.sleep(self.rng.uniform(1, 6))
-            faults.sns_outage(self.clients, self.info, False, self.snapshots)
+            self.outage.off()
         elif fault == "trigger-crash":
             stop = threading.Event()
             killer = threading.Thread(target=self._kill_trigger_workers, args=(stop,))
@@ -111,7 +112,7 @@ class Chaos:
         elif fault == "overlapping-retries":
             self.insert(keys)
             for _ in range(2):
-                runs = [threading.Thread(target=items.run_retry, args=(self.clients, self.info)) for _ in range(2)]
+                runs = [threading.Thread(target=run_retry, args=(self.clients, self.info)) for _ in range(2)]
                 for run in runs:
                     run.start()
                 for run in runs:
@@ -126,7 +127,7 @@ class Chaos:
             raise ValueError(fault)
 
     def _kill_trigger_workers(self, stop: threading.Event) -> None:
-        marker = f"ministack-lambda-{self.outputs['TriggerFunctionName']}-"
+        marker = f"ministack-lambda-{self.info.trigger_function}-"
         while not stop.wait(self.rng.uniform(0.2, 0.8)):
             for proc in Path("/proc").iterdir():
                 if not proc.name.isdigit():
@@ -152,35 +153,27 @@ class Chaos:
             if r["eventName"] == "INSERT"
         ]
         response = self.clients("lambda").invoke(
-            FunctionName=self.outputs["TriggerFunctionName"], Payload=json.dumps({"Records": inserts}).encode()
+            FunctionName=self.info.trigger_function, Payload=json.dumps({"Records": inserts}).encode()
         )
         self.log(f"    redelivered {len(inserts)} stream records: {response['Payload'].read().decode()[:80]}")
 
     # -- drain and census ----------------------------------------------------------------------
     def census(self, deliveries: Counter[str]) -> Census:
-        ddb, found = self.clients("dynamodb"), {}
-        for page in ddb.get_paginator("scan").paginate(TableName=self.info.table):
-            for item in page["Items"]:
-                key = item[self.info.key_name]["S"]
-                if key.startswith(self.run_id):
-                    found[key] = item
+        found = {
+            item[self.info.key_name]["S"]: item
+            for item in scan_items(self.clients("dynamodb"), self.info.table)
+            if item[self.info.key_name]["S"].startswith(self.run_id)
+        }
         return take_census(found, self.inserted, deliveries, time.time())
 
     def read_deliveries(self, deliveries: Counter[str]) -> None:
-        sqs = self.clients("sqs")
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            )
-            if not batch:
-                return
-            for message in batch:
-                parts = message["Body"].split(" ")
-                if len(parts) == 3 and parts[1] == self.run_id:
-                    deliveries[parts[2]] += 1
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        for message in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
+            parts = message["Body"].split(" ")
+            if len(parts) == 3 and parts[1] == self.run_id:
+                deliveries[parts[2]] += 1
 
-    def drain(self, timeout: float) -> tuple[Census, float]:
+    def settle(self, timeout: float) -> tuple[Census, float]:
+        """Run the retry job until every item is final (or ``timeout``), reading deliveries."""
         started, deliveries = time.time(), Counter()
         while True:
             self.read_deliveries(deliveries)
@@ -189,11 +182,11 @@ class Chaos:
                 self.read_deliveries(deliveries)
                 return self.census(deliveries), time.time() - started
             self.log(
-                f"  draining: {census.unsettled} items not final "
-                f"({census.statuses['PENDING']} PENDING, {census.statuses['FAILED']} FAILED, "
-                f"{census.statuses['NONE']} without status), {sum(deliveries.values())} delivered"
+                f"  settling: {census.unsettled} items not final "
+                f"({census.statuses[Status.PENDING]} PENDING, {census.statuses[Status.FAILED]} FAILED, "
+                f"{census.statuses[NO_STATUS]} without status), {sum(deliveries.values())} delivered"
             )
-            items.run_retry(self.clients, self.info)
+            run_retry(self.clients, self.info)
             time.sleep(3)
 
 
@@ -207,7 +200,7 @@ def run(
     count: int,
     seed: int,
     enabled: tuple[str, ...] = FAULTS,
-    drain_timeout: float = 1800,
+    settle_timeout: float = 1800,
     log: Callable[[str], None] = progress,
 ) -> tuple[Census, float, list[str]]:
     chaos = Chaos(clients, cloud, seed, log)
@@ -222,18 +215,17 @@ def run(
         keys = chaos.keys(chunk, offset)
         offset += chunk
         chaos.with_fault(fault, keys)
-    log("== faults over; draining")
-    census, seconds = chaos.drain(drain_timeout)
+    log("== faults over; settling")
+    census, seconds = chaos.settle(settle_timeout)
     return census, seconds, chaos.fault_log
 
 
 def report(census: Census, seconds: float, fault_log: list[str]) -> str:
-    rows = [*census.rows(), ("time to drain", f"{seconds:.1f}s"), ("faults injected", ", ".join(fault_log))]
-    width = max(len(r[0]) for r in rows)
+    rows = [*census.rows(), ("time to settle", f"{seconds:.1f}s"), ("faults injected", ", ".join(fault_log))]
     verdict = "every guarantee of Disa held" if census.holds() else "GUARANTEE BROKEN"
     if census.lost_after_sns:
         verdict += (
             f"; the engine lost {len(census.lost_after_sns)} message(s) after SNS accepted them "
             f"(e.g. {census.lost_after_sns[0]}): see docs/engine-differences.md"
         )
-    return "\n".join([*(f"  {n.ljust(width)}  {v}" for n, v in rows), f"  {verdict}"])
+    return f"{console.table(rows, indent=2)}\n  {verdict}"

@@ -14,15 +14,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from disa import items, packaging, project, stacks
-from disa.aws import Clients
-from disa.console import progress
+from disa_lambda.models.status import Field, Status
+
+from disa.common import console, paths
+from disa.common.aws import Clients
+from disa.common.aws_helpers import scan_items, write_items
+from disa.common.console import progress
+from disa.deploy import packaging, stacks
+from disa.operate.stack import StackInfo
 
 BENCH_STACK = "disa-bench"
 CEILING_STACK = "disa-ceiling"
-CEILING_TEMPLATE = project.ROOT / "benchmarks" / "ceiling-stack.yaml"
+CEILING_TEMPLATE = paths.ROOT / "benchmarks" / "ceiling-stack.yaml"
+CEILING_TABLE = "disa-ceiling-items"  # benchmarks/ceiling-stack.yaml names it
 BATCH_SIZE = "100"
-WRITE_BATCH = 25
 
 
 @dataclass
@@ -44,30 +49,33 @@ class Run:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-def _insert_and_measure(clients: Clients, table: str, count: int, label: str, done: str, timeout: float) -> Run:
+def _insert_and_measure(clients: Clients, table: str, count: int, label: str, timeout: float) -> Run:
     ddb = clients("dynamodb")
     run_id = uuid.uuid4().hex[:6]
     inserted: dict[str, float] = {}
-    keys = [f"{run_id}-{n:06d}" for n in range(count)]
+
+    def stamped_items():
+        for n in range(count):
+            key = f"{run_id}-{n:06d}"
+            inserted[key] = time.time()  # just before the item joins a write batch
+            yield {"id": {"S": key}, "message": {"S": f"bench {key}"}}
+
     progress(f"  {label}: inserting {count} items")
-    for start in range(0, count, WRITE_BATCH):
-        chunk = keys[start : start + WRITE_BATCH]
-        now = time.time()
-        requests = [{"PutRequest": {"Item": {"id": {"S": k}, "message": {"S": f"bench {k}"}}}} for k in chunk]
-        pending = {table: requests}
-        while pending:
-            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        inserted.update(dict.fromkeys(chunk, now))
+    write_items(ddb, table, stamped_items())
     finished: dict[str, float] = {}
     deadline, last_report = time.time() + timeout, 0.0
     while len(finished) < count and time.time() < deadline:
-        for page in ddb.get_paginator("scan").paginate(
-            TableName=table, ProjectionExpression="id, updatedAt, #s", ExpressionAttributeNames={"#s": "status"}
-        ):
-            for item in page["Items"]:
-                key = item["id"]["S"]
-                if key in inserted and "updatedAt" in item and item.get("status", {}).get("S", done) == done:
-                    finished[key] = _epoch(item["updatedAt"]["S"])
+        scanned = scan_items(
+            ddb,
+            table,
+            ProjectionExpression=f"id, {Field.UPDATED_AT}, #s",
+            ExpressionAttributeNames={"#s": Field.STATUS},
+        )
+        for item in scanned:
+            key = item["id"]["S"]
+            # The ceiling stack records only updatedAt; Disa's items must also be SUCCESSFUL.
+            if key in inserted and Field.UPDATED_AT in item and Status.of(item) in (None, Status.SUCCESSFUL):
+                finished[key] = _epoch(item[Field.UPDATED_AT]["S"])
         if time.time() - last_report > 3:
             progress(f"  {label}: {len(finished)}/{count} done")
             last_report = time.time()
@@ -113,22 +121,28 @@ def run(clients: Clients, count: int, timeout: float) -> list[Run]:
             "StreamBatchSize": BATCH_SIZE,
         },
     )
-    info = items.StackInfo.of(clients, BENCH_STACK)
-    disa_run = _insert_and_measure(clients, info.table, count, "disa", "SUCCESSFUL", timeout)
+    info = StackInfo.of(clients, BENCH_STACK)
+    disa_run = _insert_and_measure(clients, info.table, count, "disa", timeout)
     progress("== ceiling stack")
     _deploy_ceiling(clients)
-    ceiling_run = _insert_and_measure(clients, "disa-ceiling-items", count, "ceiling", "SUCCESSFUL", timeout)
+    ceiling_run = _insert_and_measure(clients, CEILING_TABLE, count, "ceiling", timeout)
     return [disa_run, ceiling_run]
 
 
 def report(runs: list[Run]) -> str:
     disa_run, ceiling = runs
-    lines = [f"{'':<10}{'items':>7}{'seconds':>9}{'items/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
-    for r in runs:
-        lines.append(
-            f"{r.name:<10}{r.items:>7}{r.seconds:>9.1f}{r.throughput:>9.1f}"
-            f"{r.percentile(50):>9.0f}{r.percentile(95):>9.0f}{r.percentile(99):>9.0f}"
+    rows = [
+        (
+            r.name,
+            str(r.items),
+            f"{r.seconds:.1f}",
+            f"{r.throughput:.1f}",
+            *(f"{r.percentile(p):.0f}" for p in (50, 95, 99)),
         )
+        for r in runs
+    ]
+    headers = ("", "items", "seconds", "items/s", "p50 ms", "p95 ms", "p99 ms")
+    lines = [console.table(rows, headers=headers, right_aligned_from=1)]
     ratio = disa_run.throughput / ceiling.throughput if ceiling.throughput else math.nan
     lines.append(f"Disa throughput is {ratio:.2f} of the engine's ceiling for the same work (batch size {BATCH_SIZE}).")
     for r in runs:

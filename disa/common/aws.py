@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
 
-from disa.errors import UserError
+from disa.common.errors import UserError
 
 
 @dataclass(frozen=True)

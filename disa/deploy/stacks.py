@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from disa.aws import Clients
-from disa.console import progress
-from disa.errors import UserError
-from disa.packaging import Packaged
+from disa.common.aws import Clients
+from disa.common.console import progress
+from disa.common.errors import UserError
+from disa.deploy.packaging import Packaged
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")

@@ -1,10 +1,14 @@
-"""Generated items in DynamoDB AttributeValue form: valid ones built from the contract's
-rules, and arbitrary ones (wrong types, unknown and pipeline-owned attributes, empty and
-huge values, any unicode DynamoDB can store)."""
+"""What the fuzz suite works with: generated items in DynamoDB AttributeValue form (valid
+ones built from the contract's rules, and arbitrary ones: wrong types, unknown and
+pipeline-owned attributes, empty and huge values, any unicode DynamoDB can store), the
+check that a reason names a field, and an in-memory store and starter with the trigger's
+contract."""
 
 from __future__ import annotations
 
+import json
 import string
+from typing import Any
 
 from disa_lambda.logic.attempts import PAYLOAD_LIMIT_BYTES, STATE_GROWTH_RESERVE_BYTES
 from disa_lambda.logic.validation import known_fields, pipeline_owned_fields
@@ -86,3 +90,42 @@ def arbitrary_items(draw, near_limit: bool = True):
     base = draw(st.one_of(valid_items(near_limit=near_limit), st.just({})))
     extra = draw(st.dictionaries(field_names, any_attribute_value, max_size=3))
     return {**base, **extra}
+
+
+def reason_names_a_field(reason: str, item: dict[str, Any]) -> bool:
+    """The reason starts with the attribute it is about: a top-level attribute of the item
+    (quoted when it is not a plain name), a missing `message`, or `attributes.<name>`."""
+    names = {*item, "message"}
+    attributes = item.get("attributes")
+    entries = attributes.get("M") if isinstance(attributes, dict) else None
+    if isinstance(entries, dict):
+        names |= {f"attributes.{n}" for n in entries}
+        names |= {f"attributes.{json.dumps(n, ensure_ascii=False)}" for n in entries}
+    shown = names | {json.dumps(n, ensure_ascii=False) for n in names}
+    return any(reason.startswith(f"{name}: ") for name in shown)
+
+
+class RecordingStore:
+    """An in-memory store with the trigger's contract: a key is claimed once."""
+
+    def __init__(self) -> None:
+        self.rejected: dict[str, str] = {}
+        self.claimed: dict[str, Any] = {}
+
+    def claim_new(self, key, claim, now_iso) -> bool:
+        return self.claimed.setdefault(json.dumps(key), claim) is claim
+
+    def reject(self, key, reason, now_iso, inserted_token=None) -> bool:
+        self.rejected[json.dumps(key)] = reason
+        return True
+
+
+class RecordingStarter:
+    """Records each execution it is asked to start."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, dict[str, Any]]] = []
+
+    def start(self, name, document) -> str:
+        self.started.append((name, document))
+        return name

@@ -19,10 +19,10 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 from cfnlint.decode import decode_str
 
-from disa import project
-from disa.aws import Clients
-from disa.console import progress
-from disa.errors import UserError
+from disa.common import paths
+from disa.common.aws import Clients
+from disa.common.console import progress
+from disa.common.errors import UserError
 
 # Vendored dependencies are pure Python; asking pip for this platform makes a native
 # wheel fail the build instead of landing in a zip it cannot run on.
@@ -45,7 +45,7 @@ def build_lambda_zip(log: Callable[[str], None] = progress) -> bytes:
     deps = _vendored_dependencies(log)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for base, prefix in ((deps, ""), (project.LAMBDA_SOURCE, "disa_lambda/")):
+        for base, prefix in ((deps, ""), (paths.LAMBDA_SOURCE, "disa_lambda/")):
             for path in sorted(p for p in base.rglob("*") if p.is_file()):
                 relative = path.relative_to(base)
                 if _EXCLUDED_PARTS & set(relative.parts) or path.suffix in _EXCLUDED_SUFFIXES:
@@ -58,8 +58,8 @@ def build_lambda_zip(log: Callable[[str], None] = progress) -> bytes:
 
 
 def _vendored_dependencies(log: Callable[[str], None]) -> Path:
-    requirements = project.LAMBDA_REQUIREMENTS.read_bytes()
-    target = project.BUILD_DIR / "lambda-deps" / hashlib.sha256(requirements).hexdigest()[:16]
+    requirements = paths.LAMBDA_REQUIREMENTS.read_bytes()
+    target = paths.BUILD_DIR / "lambda-deps" / hashlib.sha256(requirements).hexdigest()[:16]
     if target.exists():
         return target
     log("installing Lambda dependencies (once per requirements/lambda.txt)")
@@ -77,7 +77,7 @@ def _vendored_dependencies(log: Callable[[str], None]) -> Path:
         "--target",
         str(staging),
         "-r",
-        str(project.LAMBDA_REQUIREMENTS),
+        str(paths.LAMBDA_REQUIREMENTS),
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -160,12 +160,12 @@ def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[
     ensure_bucket(clients, bucket, log)
     uploader = _Uploader(clients, bucket, log)
     zip_bytes = build_lambda_zip(log)
-    project.BUILD_DIR.mkdir(exist_ok=True)
-    (project.BUILD_DIR / "lambda.zip").write_bytes(zip_bytes)
+    paths.BUILD_DIR.mkdir(exist_ok=True)
+    (paths.BUILD_DIR / "lambda.zip").write_bytes(zip_bytes)
     code_key = uploader.put(f"{prefix}/code/{hashlib.sha256(zip_bytes).hexdigest()[:20]}-lambda.zip", zip_bytes)
     tree = {
-        path.relative_to(project.ROOT).as_posix(): path.read_bytes()
-        for folder in (project.CFT_DIR, project.STATE_MACHINE_DIR)
+        path.relative_to(paths.ROOT).as_posix(): path.read_bytes()
+        for folder in (paths.CFT_DIR, paths.STATE_MACHINE_DIR)
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
@@ -175,11 +175,11 @@ def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[
     artifact_prefix = f"{prefix}/{digest.hexdigest()[:20]}/"
     for name, body in tree.items():
         uploader.put(artifact_prefix + name, body)
-    root_key = artifact_prefix + project.ROOT_TEMPLATE.relative_to(project.ROOT).as_posix()
+    root_key = artifact_prefix + paths.ROOT_TEMPLATE.relative_to(paths.ROOT).as_posix()
     return Packaged(
         template_url=template_url(clients.region, bucket, root_key),
         parameters={"ArtifactBucket": bucket, "ArtifactPrefix": artifact_prefix, "CodeKey": code_key},
-        template_parameters=frozenset(load_template(project.ROOT_TEMPLATE)["Parameters"]),
+        template_parameters=frozenset(load_template(paths.ROOT_TEMPLATE)["Parameters"]),
     )
 
 

@@ -1,0 +1,101 @@
+"""AWS helpers that the drills, the CLI and the tests share: subscribe a queue to a topic,
+read what a queue received, write and read many items, wait for a condition.
+
+Each takes the boto3 client of its service, so it serves `Clients` on any target and the
+tests' in-process moto clients alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from boto3.dynamodb.table import BatchWriter
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+T = TypeVar("T")
+
+
+def subscribe_queue(sqs: Any, sns: Any, topic_arn: str, name: str, raw: bool = True) -> str:
+    """An SQS queue (created if missing; FIFO for a FIFO topic, whose name then ends in
+    .fifo) subscribed to ``topic_arn``, which only that topic may send to; returns the
+    queue's URL. ``raw``: the body is the message itself, not SNS's JSON envelope."""
+    fifo = topic_arn.endswith(".fifo")
+    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"} if fifo else {})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    existing = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    if not any(s["Endpoint"] == arn for s in existing):
+        sns.subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": str(raw).lower()}
+        )
+    return url
+
+
+def received_messages(sqs: Any, queue_url: str, wait_seconds: float = 0) -> list[dict[str, Any]]:
+    """Every message the queue received, read and deleted: its body, message attributes
+    and system attributes (FIFO group and deduplication ids among them).
+
+    Returns at the first empty receive once ``wait_seconds`` have passed, so a wait gives
+    messages still on their way (SNS fan-out is asynchronous) time to arrive."""
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1 if wait_seconds else 0,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        found.extend(batch)
+        if not batch and time.monotonic() >= deadline:
+            return found
+
+
+def write_items(ddb: Any, table: str, items: Iterable[dict[str, Any]]) -> None:
+    """Insert items (AttributeValue form) in batches of 25, resending what DynamoDB left
+    unprocessed (boto3's batch writer, given the low-level client)."""
+    with BatchWriter(table, ddb) as writer:
+        for item in items:
+            writer.put_item(Item=item)
+
+
+def scan_items(ddb: Any, table: str, **scan: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a table (a paginated Scan; ``scan`` adds its parameters)."""
+    for page in ddb.get_paginator("scan").paginate(TableName=table, **scan):
+        yield from page["Items"]
+
+
+def wait_until(
+    probe: Callable[[], T],
+    satisfied: Callable[[T], bool],
+    timeout: float,
+    interval: float = 0.5,
+    on_wait: Callable[[T, float], None] | None = None,
+) -> T:
+    """Call ``probe`` until ``satisfied(result)`` or ``timeout`` seconds pass; returns the
+    last result either way, for the caller to judge and report. ``on_wait(result, elapsed)``
+    runs before each pause."""
+    return Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+        retry=retry_if_result(lambda result: not satisfied(result)),
+        retry_error_callback=lambda state: state.outcome.result(),
+        before_sleep=(lambda state: on_wait(state.outcome.result(), state.seconds_since_start)) if on_wait else None,
+    )(probe)

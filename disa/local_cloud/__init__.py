@@ -1,0 +1,1 @@
+"""The embedded local cloud: the pinned engine, installed and run on loopback."""

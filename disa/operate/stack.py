@@ -1,0 +1,45 @@
+"""A deployed Disa stack as the CLI, the drills and the tests address it: read from the
+root stack's outputs, so anything deployed with `disa deploy` can be operated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from disa.common.aws import Clients
+from disa.deploy.stacks import outputs
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    name: str
+    table: str
+    key_name: str
+    key_type: str
+    topic_arn: str
+    alarm_topic_arn: str
+    retry_function: str
+    trigger_function: str
+    publish_failures_alarm: str
+    abandoned_items_alarm: str
+    trigger_failures_alarm: str
+
+    @classmethod
+    def of(cls, clients: Clients, stack: str) -> StackInfo:
+        out = outputs(clients, stack)
+        return cls(
+            name=stack,
+            table=out["TableName"],
+            key_name=out["KeyAttributeName"],
+            key_type=out["KeyAttributeType"],
+            topic_arn=out["MessageTopicArn"],
+            alarm_topic_arn=out["AlarmTopicArn"],
+            retry_function=out["RetryFunctionName"],
+            trigger_function=out["TriggerFunctionName"],
+            publish_failures_alarm=out["PublishFailuresAlarmName"],
+            abandoned_items_alarm=out["AbandonedItemsAlarmName"],
+            trigger_failures_alarm=out["TriggerFailuresAlarmName"],
+        )
+
+    @property
+    def alarm_names(self) -> tuple[str, str, str]:
+        return (self.publish_failures_alarm, self.abandoned_items_alarm, self.trigger_failures_alarm)

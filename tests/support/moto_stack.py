@@ -1,0 +1,280 @@
+"""Disa's stack as moto holds it (in process): the table, topics, subscriber queues, state
+machine and alarms built from the templates' own properties and the real ASL, the root
+stack's outputs registered as a CloudFormation stack (so the CLI finds it by name), and the
+functions' environment as the templates set it. A template change reaches the tests
+instead of drifting from them."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from disa_lambda.dal.items import ItemStore
+from disa_lambda.logic import attempts, clock
+from disa_lambda.models.claim import Claim
+from disa_lambda.models.settings import RetrySettings, TriggerSettings
+from disa_lambda.models.status import Field, Status
+
+from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until
+from tests.support.templates import asl_text, resources, template
+
+REGION = "us-east-1"
+NAME_PREFIX = "disa-test"
+NAMESPACE = "Disa"
+KEY_NAME = "id"
+
+
+def resolve(value: Any, params: dict[str, str]) -> Any:
+    """Enough of Ref and Fn::Sub to read a nested template's properties."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return params[value["Ref"]]
+        if set(value) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda m: params[m.group(1)], value["Fn::Sub"])
+        return {k: resolve(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, params) for v in value]
+    return value
+
+
+@dataclass
+class MotoStack:
+    topic_type: str = "standard"
+    max_attempts: int = 3
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for service in ("dynamodb", "sns", "sqs", "stepfunctions", "cloudwatch", "kms", "cloudformation"):
+            self.clients[service] = boto3.client(service, region_name=REGION)
+        key_arn = self.clients["kms"].create_key()["KeyMetadata"]["Arn"]
+        self.params = {
+            "NamePrefix": NAME_PREFIX,
+            "KeyArn": key_arn,
+            "KeyAttributeName": KEY_NAME,
+            "KeyAttributeType": "S",
+            "DeletionProtection": "false",
+        }
+        self.table = self._create_table()
+        self.topic_arn = self._create_topic()
+        self.queue_url, self.envelope_queue_url = self._subscribe_queues()
+        self.state_machine_arn = self._create_state_machine()
+        self.alarm_topic_arn = self.clients["sns"].create_topic(Name=f"{NAME_PREFIX}-alarms")["TopicArn"]
+        self.trigger_failure_queue_url = self.clients["sqs"].create_queue(QueueName=f"{NAME_PREFIX}-trigger-failures")[
+            "QueueUrl"
+        ]
+        self.alarm_names = self._create_alarms()
+        self._register_outputs()
+
+    # -- construction -------------------------------------------------------------------
+    def _create_table(self) -> str:
+        props = resolve(resources("table", "AWS::DynamoDB::Table")["Table"]["Properties"], self.params)
+        self.clients["dynamodb"].create_table(
+            TableName=props["TableName"],
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+            StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
+            SSESpecification={
+                "Enabled": props["SSESpecification"]["SSEEnabled"],
+                "SSEType": props["SSESpecification"]["SSEType"],
+                "KMSMasterKeyId": props["SSESpecification"]["KMSMasterKeyId"],
+            },
+        )
+        return props["TableName"]
+
+    @property
+    def fifo(self) -> bool:
+        return self.topic_type == "fifo"
+
+    def _create_topic(self) -> str:
+        name = f"{NAME_PREFIX}-messages" + (".fifo" if self.fifo else "")
+        attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if self.fifo else {}
+        return self.clients["sns"].create_topic(Name=name, Attributes=attributes)["TopicArn"]
+
+    def _subscribe_queues(self) -> tuple[str, str]:
+        """A raw-delivery queue (body and attributes as sent) and an envelope queue (shows
+        the Subject)."""
+        sqs, sns, suffix = self.clients["sqs"], self.clients["sns"], ".fifo" if self.fifo else ""
+        return (
+            subscribe_queue(sqs, sns, self.topic_arn, f"{NAME_PREFIX}-raw{suffix}"),
+            subscribe_queue(sqs, sns, self.topic_arn, f"{NAME_PREFIX}-envelope{suffix}", raw=False),
+        )
+
+    def _create_state_machine(self) -> str:
+        props = resources("state-machine", "AWS::StepFunctions::StateMachine")["Publisher"]["Properties"]
+        bound = resolve(
+            props["DefinitionSubstitutions"],
+            {**self.params, "MessageTopicArn": self.topic_arn, "TableName": self.table, "MetricNamespace": NAMESPACE},
+        )
+        definition = asl_text()
+        for name, value in bound.items():
+            definition = definition.replace("${" + name + "}", value)
+        return self.clients["stepfunctions"].create_state_machine(
+            name=f"{NAME_PREFIX}-publisher",
+            definition=definition,
+            roleArn="arn:aws:iam::123456789012:role/disa-test-publisher",
+        )["stateMachineArn"]
+
+    def _create_alarms(self) -> dict[str, str]:
+        """The alarms template's alarms, by logical id (moto's CloudFormation skips alarms)."""
+        params = {
+            **self.params,
+            "AlarmTopicArn": self.alarm_topic_arn,
+            "MetricNamespace": NAMESPACE,
+            "FailureAlarmThreshold": "1",
+            "AlarmPeriodSeconds": "60",
+            "TriggerFailureQueueName": f"{NAME_PREFIX}-trigger-failures",
+        }
+        names = {}
+        for logical_id, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
+            props = resolve(alarm["Properties"], params)
+            for number in ("Period", "EvaluationPeriods"):
+                props[number] = int(props[number])
+            props["Threshold"] = float(props["Threshold"])
+            self.clients["cloudwatch"].put_metric_alarm(**props)
+            names[logical_id] = props["AlarmName"]
+        return names
+
+    def _register_outputs(self) -> None:
+        """A stack named like the root stack whose outputs describe these resources."""
+        outputs = {
+            "TableName": self.table,
+            "KeyAttributeName": KEY_NAME,
+            "KeyAttributeType": "S",
+            "MessageTopicArn": self.topic_arn,
+            "AlarmTopicArn": self.alarm_topic_arn,
+            "StateMachineArn": self.state_machine_arn,
+            "TriggerFunctionName": f"{NAME_PREFIX}-trigger",
+            "RetryFunctionName": f"{NAME_PREFIX}-retry",
+            "TriggerFailureQueueUrl": self.trigger_failure_queue_url,
+            "PublishFailuresAlarmName": self.alarm_names["PublishFailuresAlarm"],
+            "AbandonedItemsAlarmName": self.alarm_names["AbandonedItemsAlarm"],
+            "TriggerFailuresAlarmName": self.alarm_names["TriggerFailuresAlarm"],
+            "KeyArn": self.params["KeyArn"],
+        }
+        assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
+        body = {
+            # A stack needs a resource; a parameter is the cheapest one moto creates.
+            "Resources": {
+                "Placeholder": {
+                    "Type": "AWS::SSM::Parameter",
+                    "Properties": {"Name": f"/{NAME_PREFIX}/stack", "Type": "String", "Value": "-"},
+                }
+            },
+            "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+        }
+        self.clients["cloudformation"].create_stack(StackName=NAME_PREFIX, TemplateBody=json.dumps(body))
+
+    # -- the environment the functions get --------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        """Values for every variable the templates give the functions."""
+        fn = template("functions")["Resources"]
+        variables = {
+            **fn["TriggerFunction"]["Properties"]["Environment"]["Variables"],
+            **fn["RetryFunction"]["Properties"]["Environment"]["Variables"],
+        }
+        values = resolve(
+            variables,
+            {
+                **self.params,
+                "TableName": self.table,
+                "StateMachineArn": self.state_machine_arn,
+                "TopicIsFifo": "true" if self.fifo else "false",
+                "MaxAttempts": str(self.max_attempts),
+                "RetryBaseDelaySeconds": "60",
+                "RetryMaxDelaySeconds": "3600",
+                "MetricNamespace": NAMESPACE,
+                "RetryIntervalMinutes": "1",
+                "SweepSegments": "4",
+                "SweepGraceSeconds": "600",
+            },
+        )
+        return {name: str(value) for name, value in values.items()}
+
+    def trigger_settings(self) -> TriggerSettings:
+        return TriggerSettings.from_env(self.environment())
+
+    def retry_settings(self) -> RetrySettings:
+        return RetrySettings.from_env(self.environment())
+
+    # -- attempts, planned and claimed by the Lambda code itself ------------------------------
+    def key(self, key: str) -> dict[str, Any]:
+        return {KEY_NAME: {"S": key}}
+
+    def execution_input(
+        self, key: str, body: dict[str, Any], attempt: int = 1, claim: Claim | None = None
+    ) -> tuple[Claim, dict[str, Any]]:
+        """The claim and execution input the trigger (attempt 1) or the retry job would make
+        for an item with ``body``, through the same functions they use; the input is checked
+        against its contract there."""
+        now = time.time()
+        claim = claim or attempts.plan_claim(self.key(key), attempt, now, self.trigger_settings(), random.Random())
+        accepted_at = self.item(key).get(Field.ACCEPTED_AT, {}).get("S", clock.iso(now))
+        publish = attempts.publish_parameters(self.key(key), body, self.fifo, accepted_at=accepted_at)
+        return claim, attempts.execution_input(self.key(key), claim, publish)
+
+    def insert_and_claim(self, key: str, body: dict[str, Any], attempt: int = 1) -> tuple[Claim, dict[str, Any]]:
+        """Insert the item, then claim it as the trigger does (PENDING, lease, token)."""
+        self.put({**self.key(key), **body})
+        claim, _ = self.execution_input(key, body, attempt)
+        assert ItemStore(self.table, self.clients["dynamodb"]).claim_new(self.key(key), claim, clock.iso(time.time()))
+        return self.execution_input(key, body, claim=claim)  # with the acceptedAt the claim wrote
+
+    def reclaim(self, key: str, body: dict[str, Any], previous: Claim) -> tuple[Claim, dict[str, Any]]:
+        """Claim the item again, for the next attempt, as the retry job does."""
+        claim = attempts.plan_claim(
+            self.key(key), previous.attempt + 1, time.time(), self.trigger_settings(), random.Random()
+        )
+        store = ItemStore(self.table, self.clients["dynamodb"])
+        assert store.claim_due(self.key(key), Status.PENDING, previous.token, claim, clock.iso(time.time()))
+        return self.execution_input(key, body, claim=claim)
+
+    # -- observation ---------------------------------------------------------------------------
+    def put(self, item: dict[str, Any]) -> None:
+        self.clients["dynamodb"].put_item(TableName=self.table, Item=item)
+
+    def item(self, key: str) -> dict[str, Any]:
+        return (
+            self.clients["dynamodb"]
+            .get_item(TableName=self.table, Key=self.key(key), ConsistentRead=True)
+            .get("Item", {})
+        )
+
+    def status(self, key: str) -> Status | None:
+        return Status.of(self.item(key))
+
+    def wait_for_executions(self, timeout: float = 60) -> list[dict[str, Any]]:
+        sfn = self.clients["stepfunctions"]
+        executions = wait_until(
+            lambda: sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"],
+            lambda found: all(e["status"] != "RUNNING" for e in found),
+            timeout,
+            interval=0.05,
+        )
+        if any(e["status"] == "RUNNING" for e in executions):
+            raise TimeoutError(f"executions still running after {timeout}s")
+        return executions
+
+    def received_messages(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Every message now in a subscriber queue (the raw one unless named), read and deleted."""
+        return received_messages(self.clients["sqs"], queue_url or self.queue_url)
+
+    def metric_datapoints(self, name: str) -> list[dict[str, Any]]:
+        return self.clients["cloudwatch"].get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=name,
+            Dimensions=[{"Name": "StackName", "Value": NAME_PREFIX}],
+            StartTime=time.time() - 3600,
+            EndTime=time.time() + 60,
+            Period=60,
+            Statistics=["Sum", "SampleCount"],
+        )["Datapoints"]
+
+    def metric_sum(self, name: str) -> float:
+        return sum(point["Sum"] for point in self.metric_datapoints(name))
