@@ -93,12 +93,12 @@ def test_send_never_overwrites_an_existing_item(moto_stack, capsys):
 
 
 def test_status_counts_items_and_lists_recent_problems_with_reasons(moto_stack, capsys):
-    moto_stack.put({"id": {"S": "ok"}, "message": {"S": "m"}, "status": {"S": "SUCCESSFUL"}})
+    moto_stack.put({"id": {"S": "ok"}, "message": {"S": "m"}, "status": {"S": Status.SUCCESSFUL}})
     moto_stack.put(
         {
             "id": {"S": "bad"},
             "message": {"N": "1"},
-            "status": {"S": "REJECTED"},
+            "status": {"S": Status.REJECTED},
             "statusReason": {"S": "message: must be a non-empty string"},
             "updatedAt": {"S": "2026-01-01"},
         }
@@ -164,3 +164,43 @@ def test_mistakes_print_one_line_and_no_traceback(args, expected):
     assert result.stderr.startswith(expected)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sns_outage_on_aws_is_a_deny_statement_in_the_topic_policy_and_off_removes_only_it(moto_stack, capsys):
+    sns = moto_stack.clients["sns"]
+
+    def statements() -> list[dict]:
+        policy = sns.get_topic_attributes(TopicArn=moto_stack.topic_arn)["Attributes"]["Policy"]
+        return json.loads(policy)["Statement"]
+
+    before = statements()
+    code, out, _ = disa(capsys, "fault", "sns-outage", "on", "--stack", NAME_PREFIX)
+    assert (code, out) == (0, "SNS outage on: topic policy statement DisaFaultSnsOutage added\n")
+    [deny] = [s for s in statements() if s not in before]
+    assert deny == {
+        "Sid": "DisaFaultSnsOutage",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": moto_stack.topic_arn,
+    }
+    assert disa(capsys, "fault", "sns-outage", "off", "--stack", NAME_PREFIX)[0] == 0
+    assert statements() == before
+
+
+def test_status_prints_aligned_tables_for_people(moto_stack, capsys):
+    moto_stack.put({"id": {"S": "007"}, "message": {"S": "m"}, "status": {"S": Status.FAILED}, "attempt": {"N": "2"}})
+    code, out, _ = disa(capsys, "status", "--stack", NAME_PREFIX)
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[:6] == [
+        "Status      Items",
+        "PENDING     0",
+        "SUCCESSFUL  0",
+        "FAILED      1",
+        "ABANDONED   0",
+        "REJECTED    0",
+    ]
+    assert "oldest PENDING since: -" in lines
+    assert lines[-2].split() == ["key", "status", "attempt", "updated", "reason"]
+    assert lines[-1].split() == ["007", "FAILED", "2"], "a key that looks like a number stays as written"

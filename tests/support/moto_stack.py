@@ -207,33 +207,34 @@ class MotoStack:
     def key(self, key: str) -> dict[str, Any]:
         return {KEY_NAME: {"S": key}}
 
+    def plan_claim(self, key: str, attempt: int = 1) -> Claim:
+        return attempts.plan_claim(self.key(key), attempt, time.time(), self.trigger_settings(), random.Random())
+
     def execution_input(
-        self, key: str, body: dict[str, Any], attempt: int = 1, claim: Claim | None = None
+        self, key: str, body: dict[str, Any], claim: Claim | None = None
     ) -> tuple[Claim, dict[str, Any]]:
-        """The claim and execution input the trigger (attempt 1) or the retry job would make
-        for an item with ``body``, through the same functions they use; the input is checked
-        against its contract there."""
-        now = time.time()
-        claim = claim or attempts.plan_claim(self.key(key), attempt, now, self.trigger_settings(), random.Random())
-        accepted_at = self.item(key).get(Field.ACCEPTED_AT, {}).get("S", clock.iso(now))
+        """The claim and execution input the trigger (or, for a later attempt, the retry job)
+        makes for an item with ``body``, through the same functions they use; the input is
+        checked against its contract there. The stored item's acceptedAt, once claimed,
+        keeps a derived FIFO deduplication id the same on every attempt."""
+        claim = claim or self.plan_claim(key)
+        accepted_at = self.item(key).get(Field.ACCEPTED_AT, {}).get("S", clock.iso(time.time()))
         publish = attempts.publish_parameters(self.key(key), body, self.fifo, accepted_at=accepted_at)
         return claim, attempts.execution_input(self.key(key), claim, publish)
 
     def insert_and_claim(self, key: str, body: dict[str, Any], attempt: int = 1) -> tuple[Claim, dict[str, Any]]:
         """Insert the item, then claim it as the trigger does (PENDING, lease, token)."""
         self.put({**self.key(key), **body})
-        claim, _ = self.execution_input(key, body, attempt)
+        claim = self.plan_claim(key, attempt)
         assert ItemStore(self.table, self.clients["dynamodb"]).claim_new(self.key(key), claim, clock.iso(time.time()))
-        return self.execution_input(key, body, claim=claim)  # with the acceptedAt the claim wrote
+        return self.execution_input(key, body, claim)
 
     def reclaim(self, key: str, body: dict[str, Any], previous: Claim) -> tuple[Claim, dict[str, Any]]:
         """Claim the item again, for the next attempt, as the retry job does."""
-        claim = attempts.plan_claim(
-            self.key(key), previous.attempt + 1, time.time(), self.trigger_settings(), random.Random()
-        )
+        claim = self.plan_claim(key, previous.attempt + 1)
         store = ItemStore(self.table, self.clients["dynamodb"])
         assert store.claim_due(self.key(key), Status.PENDING, previous.token, claim, clock.iso(time.time()))
-        return self.execution_input(key, body, claim=claim)
+        return self.execution_input(key, body, claim)
 
     # -- observation ---------------------------------------------------------------------------
     def put(self, item: dict[str, Any]) -> None:

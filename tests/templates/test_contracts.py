@@ -9,7 +9,7 @@ import pytest
 from disa_lambda import contracts
 from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
-from disa_lambda.models.status import DUE_INDEX_NAME, Field
+from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
 
 from tests.support.templates import ROOT, asl_text, resources, template
 
@@ -38,6 +38,14 @@ def test_asl_writes_only_attributes_the_contract_reserves_for_the_pipeline():
             written.update(names.get(t, t) for t in targets)
     assert written >= {Field.STATUS, Field.MESSAGE_ID, Field.LAST_ERROR, Field.DUE_AT}, "every update was read"
     assert written <= reserved, written - reserved
+
+
+def test_asl_status_literals_are_the_status_vocabulary():
+    literals = set()
+    for state in json.loads(asl_text())["States"].values():
+        values = state.get("Parameters", {}).get("ExpressionAttributeValues", {})
+        literals |= {value["S"] for value in values.values() if isinstance(value.get("S"), str)}
+    assert literals == {Status.PENDING, Status.SUCCESSFUL, Status.FAILED, Status.ABANDONED}
 
 
 @pytest.mark.parametrize(
