@@ -215,9 +215,9 @@ def _chaos(args: argparse.Namespace) -> int:
         raise UserError(f"--faults takes {', '.join(chaos.FAULTS)}; --items at least {chaos.CHUNKS}")
     cloud = LocalCloud()
     cloud.up()
-    census, seconds, fault_log = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled)
-    print(chaos.report(census, seconds, fault_log))
-    return 0 if census.holds() and census.unsettled == 0 else 1
+    result = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled)
+    print(chaos.report(result))
+    return 0 if result.passed else 1
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -82,6 +82,16 @@ def scan_items(ddb: Any, table: str, **scan: Any) -> Iterator[dict[str, Any]]:
         yield from page["Items"]
 
 
+def get_item(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any]:
+    """The item as it is now (a consistent read); empty if there is none."""
+    return ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+
+
+def alarm_state(cloudwatch: Any, name: str) -> str:
+    """OK, ALARM or INSUFFICIENT_DATA."""
+    return cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+
+
 def wait_until(
     probe: Callable[[], T],
     satisfied: Callable[[T], bool],

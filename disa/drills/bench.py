@@ -18,7 +18,7 @@ from disa_lambda.models.status import Field, Status
 
 from disa.common import console, paths
 from disa.common.aws import Clients
-from disa.common.aws_helpers import scan_items, write_items
+from disa.common.aws_helpers import scan_items, wait_until, write_items
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.operate.stack import StackInfo
@@ -28,6 +28,7 @@ CEILING_STACK = "disa-ceiling"
 CEILING_TEMPLATE = paths.ROOT / "benchmarks" / "ceiling-stack.yaml"
 CEILING_TABLE = "disa-ceiling-items"  # benchmarks/ceiling-stack.yaml names it
 BATCH_SIZE = "100"
+REPORT_EVERY_SECONDS = 3
 
 
 @dataclass
@@ -63,8 +64,8 @@ def _insert_and_measure(clients: Clients, table: str, count: int, label: str, ti
     progress(f"  {label}: inserting {count} items")
     write_items(ddb, table, stamped_items())
     finished: dict[str, float] = {}
-    deadline, last_report = time.time() + timeout, 0.0
-    while len(finished) < count and time.time() < deadline:
+
+    def scan_finished() -> int:
         scanned = scan_items(
             ddb,
             table,
@@ -76,10 +77,16 @@ def _insert_and_measure(clients: Clients, table: str, count: int, label: str, ti
             # The ceiling stack records only updatedAt; Disa's items must also be SUCCESSFUL.
             if key in inserted and Field.UPDATED_AT in item and Status.of(item) in (None, Status.SUCCESSFUL):
                 finished[key] = _epoch(item[Field.UPDATED_AT]["S"])
-        if time.time() - last_report > 3:
-            progress(f"  {label}: {len(finished)}/{count} done")
-            last_report = time.time()
-        time.sleep(0.5)
+        return len(finished)
+
+    last_report = [0.0]
+
+    def report(done: int, elapsed: float) -> None:
+        if elapsed - last_report[0] >= REPORT_EVERY_SECONDS:
+            progress(f"  {label}: {done}/{count} done")
+            last_report[0] = elapsed
+
+    wait_until(scan_finished, lambda done: done == count, timeout, interval=0.5, on_wait=report)
     first = min(inserted.values())
     last = max(finished.values(), default=first)
     return Run(

@@ -1,5 +1,5 @@
 """`disa chaos`: items inserted while faults are injected at seeded, reproducible points,
-then a census of every delivery guarantee (drills/census.py) once retries have drained.
+then a census of every delivery guarantee (drills/census.py) once retries have settled.
 
 Faults, each real on the local cloud and none touching Disa's code:
 - sns-outage           SNS refuses publishes for a whole chunk of inserts (drills/faults.py)
@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from disa_lambda.models.status import Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, write_items
+from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, wait_until, write_items
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.drills.census import NO_STATUS, Census, take_census
@@ -48,6 +49,17 @@ PARAMETERS = {
 FAULTS = ("sns-outage", "trigger-crash", "redelivery", "overlapping-retries", "engine-restart")
 CHUNKS = 10
 INVALID_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class ChaosResult:
+    census: Census
+    settle_seconds: float
+    fault_log: list[str]  # the faults injected, in order
+
+    @property
+    def passed(self) -> bool:
+        return self.census.holds() and self.census.unsettled == 0
 
 
 class Chaos:
@@ -157,7 +169,7 @@ class Chaos:
         )
         self.log(f"    redelivered {len(inserts)} stream records: {response['Payload'].read().decode()[:80]}")
 
-    # -- drain and census ----------------------------------------------------------------------
+    # -- settle and census ----------------------------------------------------------------------
     def census(self, deliveries: Counter[str]) -> Census:
         found = {
             item[self.info.key_name]["S"]: item
@@ -173,21 +185,24 @@ class Chaos:
                 deliveries[parts[2]] += 1
 
     def settle(self, timeout: float) -> tuple[Census, float]:
-        """Run the retry job until every item is final (or ``timeout``), reading deliveries."""
+        """Run the retry job until every item is final (or ``timeout``), reading deliveries;
+        returns the census and the seconds it took."""
         started, deliveries = time.time(), Counter()
-        while True:
+
+        def take_census_now() -> Census:
             self.read_deliveries(deliveries)
-            census = self.census(deliveries)
-            if census.unsettled == 0 or time.time() - started > timeout:
-                self.read_deliveries(deliveries)
-                return self.census(deliveries), time.time() - started
+            return self.census(deliveries)
+
+        def retry_now(census: Census, _: float) -> None:
             self.log(
                 f"  settling: {census.unsettled} items not final "
                 f"({census.statuses[Status.PENDING]} PENDING, {census.statuses[Status.FAILED]} FAILED, "
                 f"{census.statuses[NO_STATUS]} without status), {sum(deliveries.values())} delivered"
             )
             run_retry(self.clients, self.info)
-            time.sleep(3)
+
+        wait_until(take_census_now, lambda census: census.unsettled == 0, timeout, interval=3, on_wait=retry_now)
+        return take_census_now(), time.time() - started  # with deliveries still on their way
 
 
 def _epoch(value: Any) -> Any:
@@ -202,7 +217,7 @@ def run(
     enabled: tuple[str, ...] = FAULTS,
     settle_timeout: float = 1800,
     log: Callable[[str], None] = progress,
-) -> tuple[Census, float, list[str]]:
+) -> ChaosResult:
     chaos = Chaos(clients, cloud, seed, log)
     log(f"== chaos run {chaos.run_id}: {count} items, faults {', '.join(enabled)}, seed {seed}")
     chaos.deploy()
@@ -217,11 +232,16 @@ def run(
         chaos.with_fault(fault, keys)
     log("== faults over; settling")
     census, seconds = chaos.settle(settle_timeout)
-    return census, seconds, chaos.fault_log
+    return ChaosResult(census, seconds, chaos.fault_log)
 
 
-def report(census: Census, seconds: float, fault_log: list[str]) -> str:
-    rows = [*census.rows(), ("time to settle", f"{seconds:.1f}s"), ("faults injected", ", ".join(fault_log))]
+def report(result: ChaosResult) -> str:
+    census = result.census
+    rows = [
+        *census.rows(),
+        ("time to settle", f"{result.settle_seconds:.1f}s"),
+        ("faults injected", ", ".join(result.fault_log)),
+    ]
     verdict = "every guarantee of Disa held" if census.holds() else "GUARANTEE BROKEN"
     if census.lost_after_sns:
         verdict += (

@@ -19,7 +19,7 @@ from disa_lambda.models.status import Field, Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until
+from disa.common.aws_helpers import alarm_state, get_item, received_messages, subscribe_queue, wait_until
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
@@ -89,12 +89,7 @@ class Demo:
 
     def stored(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         ddb = self.clients("dynamodb")
-        return {
-            key: ddb.get_item(TableName=self.info.table, Key={self.info.key_name: {"S": key}}, ConsistentRead=True).get(
-                "Item", {}
-            )
-            for key in keys
-        }
+        return {key: get_item(ddb, self.info.table, {self.info.key_name: {"S": key}}) for key in keys}
 
     def statuses(self, keys: list[str]) -> list[Status | None]:
         return [Status.of(item) for item in self.stored(keys).values()]
@@ -128,7 +123,8 @@ class Demo:
                 self.delivered[message["MessageId"]] = message["Body"]
 
     def alarm_state(self, name: str) -> str:
-        state = self.clients("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+        """The alarm's state now, remembered when it changed."""
+        state = alarm_state(self.clients("cloudwatch"), name)
         if not self.alarm_states or self.alarm_states[-1] != state:
             self.alarm_states.append(state)
         return state
@@ -256,10 +252,7 @@ def summary(demo: Demo, keys: list[str], timings: dict[str, float], total: float
         *[(f"items {status}", str(n)) for status, n in sorted(counts.items())],
         ("messages delivered to the subscriber", str(len(demo.delivered))),
         (f"alarm {demo.info.publish_failures_alarm}", " -> ".join(demo.alarm_states)),
-        (
-            f"alarm {abandoned_alarm}",
-            demo.clients("cloudwatch").describe_alarms(AlarmNames=[abandoned_alarm])["MetricAlarms"][0]["StateValue"],
-        ),
+        (f"alarm {abandoned_alarm}", alarm_state(demo.clients("cloudwatch"), abandoned_alarm)),
         *[(f"time: {phase}", f"{seconds:.1f}s") for phase, seconds in timings.items()],
         ("time: total", f"{total:.1f}s"),
         ("expected outcomes met", f"{sum(o.met for o in demo.outcomes)}/{len(demo.outcomes)}"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from disa_lambda import contracts
 
 from disa.deploy.packaging import build_lambda_zip
 
@@ -23,11 +24,10 @@ def lambda_zip() -> bytes:
 
 def test_zip_holds_the_code_its_contracts_and_runtime_dependencies(lambda_zip):
     names = zipfile.ZipFile(io.BytesIO(lambda_zip)).namelist()
+    assert {f"disa_lambda/contracts/{name}.schema.json" for name in contracts.names()} <= set(names)
     for expected in (
         "disa_lambda/handlers/trigger.py",
         "disa_lambda/handlers/retry.py",
-        "disa_lambda/contracts/item.schema.json",
-        "disa_lambda/contracts/execution-input.schema.json",
         "aws_lambda_powertools/__init__.py",
         "fastjsonschema/__init__.py",
     ):
@@ -53,6 +53,12 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
         "import sys; sys.path[:] = [sys.argv[1], sys.argv[2]] + [p for p in sys.path if 'site-packages' not in p];"
         "import disa_lambda.handlers.trigger, disa_lambda.handlers.retry, aws_lambda_powertools, fastjsonschema;"
         "assert aws_lambda_powertools.__file__.startswith(sys.argv[1]), aws_lambda_powertools.__file__;"
+        # Contracts compile on first use: build one execution input from the zip's own files.
+        "import random; from disa_lambda.logic import attempts;"
+        "from disa_lambda.models.settings import TriggerSettings as S;"
+        "s = S('t', 'arn', False, 3, 300, 60, 600); k = {'id': {'S': 'k'}};"
+        "c = attempts.plan_claim(k, 1, 0, s, random.Random(1));"
+        "attempts.execution_input(k, c, attempts.publish_parameters(k, {'message': {'S': 'm'}}, False, 't0'));"
         "print('ok')"
     )
     result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path), sdk], capture_output=True, text=True)

@@ -21,7 +21,9 @@ ARTIFACT_BUCKET = "disa-e2e-artifacts"
 PARAMETERS = {
     "NamePrefix": STACK,
     "TableDeletionProtection": "false",
-    "MaxAttempts": "2",
+    # Three attempts: a scheduled retry run during a test's outage uses one without
+    # abandoning the item the test means to recover.
+    "MaxAttempts": "3",
     "RetryBaseDelaySeconds": "1",
     "RetryMaxDelaySeconds": "2",
     "AlarmPeriodSeconds": "60",

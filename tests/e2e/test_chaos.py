@@ -17,11 +17,10 @@ ITEMS = 200
 
 
 def test_no_item_is_lost_stuck_or_sent_twice_under_faults(private_cloud):
-    census, seconds, fault_log = chaos.run(
-        private_cloud.clients(), private_cloud, count=ITEMS, seed=7, settle_timeout=600, log=log.info
-    )
-    report = chaos.report(census, seconds, fault_log)
+    result = chaos.run(private_cloud.clients(), private_cloud, count=ITEMS, seed=7, settle_timeout=600, log=log.info)
+    report = chaos.report(result)
     log.info("chaos census\n%s", report)
+    census, fault_log = result.census, result.fault_log
 
     assert sorted(set(fault_log)) == sorted(chaos.FAULTS), report
     assert census.lost == [] and census.undelivered == [], report

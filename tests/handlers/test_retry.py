@@ -9,7 +9,7 @@ import pytest
 from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.handlers import retry, trigger
 from disa_lambda.logic import retries
-from disa_lambda.models.status import Field, Status
+from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
 from tests.support.events import load_event, stream_event, stream_record
 
@@ -111,7 +111,7 @@ def test_overlapping_runs_start_each_item_once(moto_stack, context):
         failed_item(moto_stack, key)
     settings = moto_stack.retry_settings()
     index = DueIndex(settings.TABLE_NAME)
-    seen_by_slow_run = [i for s in range(8) for i in index.due_items(str(s), int(time.time()), 100)]
+    seen_by_slow_run = [i for s in range(DUE_INDEX_SHARDS) for i in index.due_items(str(s), int(time.time()), 100)]
 
     fast = retry.lambda_handler(load_event("scheduled-event"), context)
     deps = retry.dependencies()

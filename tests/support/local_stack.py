@@ -8,7 +8,7 @@ from typing import Any
 from disa_lambda.models.status import Status
 
 from disa.common.aws import Clients
-from disa.common.aws_helpers import received_messages, wait_until
+from disa.common.aws_helpers import alarm_state, get_item, received_messages, wait_until
 from disa.deploy.packaging import Packaged
 from disa.operate.stack import StackInfo
 
@@ -25,11 +25,7 @@ class LocalStack:
         self.clients("dynamodb").put_item(TableName=self.info.table, Item={"id": {"S": key}, **attributes})
 
     def item(self, key: str) -> dict[str, Any]:
-        return (
-            self.clients("dynamodb")
-            .get_item(TableName=self.info.table, Key={"id": {"S": key}}, ConsistentRead=True)
-            .get("Item", {})
-        )
+        return get_item(self.clients("dynamodb"), self.info.table, {"id": {"S": key}})
 
     def wait_status(self, key: str, wanted: Status, timeout: float = 60) -> dict[str, Any]:
         """The item once it has ``wanted``, or as it is when ``timeout`` ends."""
@@ -40,7 +36,7 @@ class LocalStack:
         return received_messages(self.clients("sqs"), queue_url or self.queue_url, wait_seconds)
 
     def alarm(self, name: str) -> str:
-        return self.clients("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+        return alarm_state(self.clients("cloudwatch"), name)
 
     def wait_alarm(self, name: str, wanted: str, timeout: float) -> str:
         return wait_until(lambda: self.alarm(name), lambda state: state == wanted, timeout, interval=1)

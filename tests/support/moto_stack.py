@@ -20,7 +20,7 @@ from disa_lambda.models.claim import Claim
 from disa_lambda.models.settings import RetrySettings, TriggerSettings
 from disa_lambda.models.status import Field, Status
 
-from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until
+from disa.common.aws_helpers import get_item, received_messages, subscribe_queue, wait_until
 from tests.support.templates import asl_text, resources, template
 
 REGION = "us-east-1"
@@ -67,7 +67,7 @@ class MotoStack:
         self.trigger_failure_queue_url = self.clients["sqs"].create_queue(QueueName=f"{NAME_PREFIX}-trigger-failures")[
             "QueueUrl"
         ]
-        self.alarm_names = self._create_alarms()
+        self.alarms_by_logical_id = self._create_alarms()
         self._register_outputs()
 
     # -- construction -------------------------------------------------------------------
@@ -153,9 +153,9 @@ class MotoStack:
             "TriggerFunctionName": f"{NAME_PREFIX}-trigger",
             "RetryFunctionName": f"{NAME_PREFIX}-retry",
             "TriggerFailureQueueUrl": self.trigger_failure_queue_url,
-            "PublishFailuresAlarmName": self.alarm_names["PublishFailuresAlarm"],
-            "AbandonedItemsAlarmName": self.alarm_names["AbandonedItemsAlarm"],
-            "TriggerFailuresAlarmName": self.alarm_names["TriggerFailuresAlarm"],
+            "PublishFailuresAlarmName": self.alarms_by_logical_id["PublishFailuresAlarm"],
+            "AbandonedItemsAlarmName": self.alarms_by_logical_id["AbandonedItemsAlarm"],
+            "TriggerFailuresAlarmName": self.alarms_by_logical_id["TriggerFailuresAlarm"],
             "KeyArn": self.params["KeyArn"],
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
@@ -241,11 +241,7 @@ class MotoStack:
         self.clients["dynamodb"].put_item(TableName=self.table, Item=item)
 
     def item(self, key: str) -> dict[str, Any]:
-        return (
-            self.clients["dynamodb"]
-            .get_item(TableName=self.table, Key=self.key(key), ConsistentRead=True)
-            .get("Item", {})
-        )
+        return get_item(self.clients["dynamodb"], self.table, self.key(key))
 
     def status(self, key: str) -> Status | None:
         return Status.of(self.item(key))

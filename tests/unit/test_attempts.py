@@ -118,3 +118,23 @@ def test_key_digest_ignores_attribute_order():
     a = {"pk": {"S": "1"}, "sk": {"N": "2"}}
     b = {"sk": {"N": "2"}, "pk": {"S": "1"}}
     assert attempts.key_digest(a) == attempts.key_digest(b)
+
+
+@pytest.mark.parametrize(
+    ("publish", "reason"),
+    [
+        ({"Message": "", "MessageAttributes": {}}, "message: cannot be published as it is"),
+        (
+            {"Message": "m", "MessageAttributes": {"a": {"DataType": "Binary", "StringValue": "x"}}},
+            "attributes: cannot be published as it is",
+        ),
+        (
+            {"Message": "m", "MessageAttributes": {}, "MessageGroupId": "", "MessageDeduplicationId": "d"},
+            "messageGroupId: cannot be published",
+        ),
+    ],
+)
+def test_an_execution_input_outside_its_contract_is_refused_as_unpublishable(publish, reason):
+    claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(1))
+    with pytest.raises(ItemUnpublishable, match=f"^{reason}"):
+        attempts.execution_input(KEY, claim, publish)

@@ -7,6 +7,7 @@ by the schema they name, so every validator sees one self-contained document.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -25,7 +26,7 @@ def _inline(node: Any) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.endswith(_SUFFIX) and "/" not in ref:
-            referenced = dict(load(ref.removesuffix(_SUFFIX)))
+            referenced = copy.deepcopy(load(ref.removesuffix(_SUFFIX)))
             referenced.pop("$schema", None)
             referenced.pop("$id", None)  # inlined, it no longer has an address of its own
             return referenced
@@ -37,7 +38,9 @@ def _inline(node: Any) -> Any:
 
 @cache
 def load(name: str) -> dict[str, Any]:
-    """Return the parsed contract ``<name>.schema.json``, other contracts it references inlined."""
+    """Return the parsed contract ``<name>.schema.json``, other contracts it references inlined
+    (a referenced contract must not use ``#/`` references of its own: they would resolve
+    against the document it is inlined into)."""
     return _inline(_read(name))
 
 

@@ -31,6 +31,14 @@ PAYLOAD_LIMIT_BYTES = 262_144
 STATE_GROWTH_RESERVE_BYTES = 16_384
 
 _ATTRIBUTE_TYPES = {"S": "String", "N": "Number", "SS": "String.Array", "NS": "String.Array"}
+# Published-message field -> the item attribute it comes from, for reasons people read.
+_ITEM_FIELD_OF = {
+    "Message": "message",
+    "Subject": "subject",
+    "MessageAttributes": "attributes",
+    "MessageGroupId": "messageGroupId",
+    "MessageDeduplicationId": "deduplicationId",
+}
 
 
 def key_digest(key: Mapping[str, Any]) -> str:
@@ -143,7 +151,16 @@ def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, 
         "publish": dict(publish),
         "onFailure": {"abandon": claim.abandon_on_failure, "retryAt": str(claim.retry_at)},
     }
-    _execution_input_check()(document)
+    try:
+        _execution_input_check()(document)
+    except fastjsonschema.JsonSchemaValueException as error:
+        path = [str(part) for part in error.path or []]
+        if path[1:2] != ["publish"]:
+            raise  # the claim or key Disa built is wrong: a bug, not the item's fault
+        # The item contract is meant to admit only what the published-message contract
+        # does; should they ever drift, the item is REJECTED with the reason, not retried.
+        field = _ITEM_FIELD_OF.get(path[2] if len(path) > 2 else "", "message")
+        raise ItemUnpublishable(f"{field}: cannot be published as it is: {error.message}") from error
     encoded = json.dumps(document, ensure_ascii=False).encode("utf-8")
     if len(encoded) > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
         raise ItemUnpublishable(

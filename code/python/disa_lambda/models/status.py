@@ -29,10 +29,17 @@ class Status(StrEnum):
         return self in (Status.SUCCESSFUL, Status.ABANDONED, Status.REJECTED)
 
     @classmethod
-    def of(cls, item: Mapping[str, Any]) -> Status | None:
-        """The status of an item in AttributeValue form; None while it has none."""
+    def of(cls, item: Mapping[str, Any]) -> Status | str | None:
+        """The status of an item in AttributeValue form; None while it has none. A value
+        outside the vocabulary (written by someone other than Disa) comes back as written,
+        so reports show it instead of failing on it."""
         raw = item.get(Field.STATUS, {}).get("S")
-        return None if raw is None else cls(raw)
+        if raw is None:
+            return None
+        try:
+            return cls(raw)
+        except ValueError:
+            return raw
 
 
 class Field:
