@@ -8,6 +8,7 @@ tests' in-process moto clients alike.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -90,6 +91,20 @@ def get_item(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any]:
 def alarm_state(cloudwatch: Any, name: str) -> str:
     """OK, ALARM or INSUFFICIENT_DATA."""
     return cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+
+
+def at_most_every(seconds: float, action: Callable[..., None], at_once: bool = False) -> Callable[..., None]:
+    """``action`` that runs at most once per ``seconds`` however often it is called (to
+    report progress or nudge something while waiting); ``at_once``: the first call runs it."""
+    last = -math.inf if at_once else time.monotonic()
+
+    def throttled(*args: Any) -> None:
+        nonlocal last
+        if time.monotonic() - last >= seconds:
+            last = time.monotonic()
+            action(*args)
+
+    return throttled
 
 
 def wait_until(

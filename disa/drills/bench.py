@@ -18,7 +18,7 @@ from disa_lambda.models.status import Field, Status
 
 from disa.common import console, paths
 from disa.common.aws import Clients
-from disa.common.aws_helpers import scan_items, wait_until, write_items
+from disa.common.aws_helpers import at_most_every, scan_items, wait_until, write_items
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.operate.stack import StackInfo
@@ -79,13 +79,7 @@ def _insert_and_measure(clients: Clients, table: str, count: int, label: str, ti
                 finished[key] = _epoch(item[Field.UPDATED_AT]["S"])
         return len(finished)
 
-    last_report = [0.0]
-
-    def report(done: int, elapsed: float) -> None:
-        if elapsed - last_report[0] >= REPORT_EVERY_SECONDS:
-            progress(f"  {label}: {done}/{count} done")
-            last_report[0] = elapsed
-
+    report = at_most_every(REPORT_EVERY_SECONDS, lambda done, _: progress(f"  {label}: {done}/{count} done"))
     wait_until(scan_finished, lambda done: done == count, timeout, interval=0.5, on_wait=report)
     first = min(inserted.values())
     last = max(finished.values(), default=first)

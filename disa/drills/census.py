@@ -18,10 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from disa_lambda.models.status import Field, Status
-
-NO_STATUS = "NONE"
-
+from disa_lambda.models.status import NO_STATUS, Field, Status
 
 # Final statuses first, then those that still have an attempt ahead.
 REPORTED_ORDER = (Status.SUCCESSFUL, Status.REJECTED, Status.ABANDONED, Status.FAILED, Status.PENDING)

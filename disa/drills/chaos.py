@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from disa_lambda.models.status import Status
+from disa_lambda.models.status import NO_STATUS, Status
 
 from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, wait_until, write_items
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
-from disa.drills.census import NO_STATUS, Census, take_census
+from disa.drills.census import Census, take_census
 from disa.drills.faults import TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
 from disa.operate.retry_job import run_retry

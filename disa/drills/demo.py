@@ -15,11 +15,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from disa_lambda.models.status import Field, Status
+from disa_lambda.models.status import NO_STATUS, Field, Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import alarm_state, get_item, received_messages, subscribe_queue, wait_until
+from disa.common.aws_helpers import (
+    alarm_state,
+    at_most_every,
+    get_item,
+    received_messages,
+    subscribe_queue,
+    wait_until,
+)
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
@@ -41,6 +48,7 @@ SUBSCRIBER_QUEUE = f"{STACK}-subscriber"
 BATCH, OUTAGE_BATCH = 10, 5
 POLL_SECONDS = 1.0
 REPORT_EVERY_SECONDS = 5
+NUDGE_EVERY_SECONDS = 10
 
 
 @dataclass
@@ -96,13 +104,11 @@ class Demo:
 
     def wait_for(self, what: str, check: Callable[[], tuple[bool, str]], timeout: float) -> bool:
         """Poll ``check`` (done?, state shown to people) until done or ``timeout``."""
-        started, last_report = time.time(), [0.0]
-
-        def report(result: tuple[bool, str], elapsed: float) -> None:
-            if elapsed - last_report[0] >= REPORT_EVERY_SECONDS:
-                progress(f"  waiting for {what}: {result[1]} ({elapsed:.0f}s)")
-                last_report[0] = elapsed
-
+        started = time.time()
+        report = at_most_every(
+            REPORT_EVERY_SECONDS,
+            lambda result, elapsed: progress(f"  waiting for {what}: {result[1]} ({elapsed:.0f}s)"),
+        )
         done, state = wait_until(check, lambda result: result[0], timeout, POLL_SECONDS, on_wait=report)
         outcome = state if done else f"gave up after {timeout:.0f}s ({state})"
         progress(f"  {what}: {outcome} ({time.time() - started:.1f}s)")
@@ -130,12 +136,10 @@ class Demo:
         return state
 
     def wait_alarm(self, name: str, wanted: str, timeout: float, nudge: Callable[[], None] | None = None) -> bool:
-        last_nudge = [0.0]
+        nudge_now = at_most_every(NUDGE_EVERY_SECONDS, nudge or (lambda: None), at_once=True)
 
         def check() -> tuple[bool, str]:
-            if nudge and time.time() - last_nudge[0] > 10:
-                nudge()
-                last_nudge[0] = time.time()
+            nudge_now()
             state = self.alarm_state(name)
             return state == wanted, state
 
@@ -246,7 +250,7 @@ def main() -> int:
 
 
 def summary(demo: Demo, keys: list[str], timings: dict[str, float], total: float) -> str:
-    counts = Counter(str(status or "NO STATUS") for status in demo.statuses(keys))
+    counts = Counter(str(status or NO_STATUS) for status in demo.statuses(keys))
     abandoned_alarm = demo.info.abandoned_items_alarm
     rows = [
         *[(f"items {status}", str(n)) for status, n in sorted(counts.items())],

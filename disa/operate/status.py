@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from disa_lambda.models.status import Field, Status
+from disa_lambda.models.status import NO_STATUS, Field, Status
 
 from disa.common.aws import Clients
 from disa.common.aws_helpers import scan_items
 from disa.operate.items import show_key
 from disa.operate.stack import StackInfo
 
-NO_STATUS_YET = "NO STATUS YET"
 PROBLEMS = (Status.FAILED, Status.ABANDONED, Status.REJECTED)
 
 
@@ -31,7 +30,7 @@ def status_report(clients: Clients, info: StackInfo, recent: int = 10) -> dict[s
     )
     for item in items:
         status = Status.of(item)
-        counts[status or NO_STATUS_YET] += 1
+        counts[status or NO_STATUS] += 1
         if status is Status.PENDING:
             accepted = item.get(Field.ACCEPTED_AT, {}).get("S")
             if accepted and (oldest_pending is None or accepted < oldest_pending):

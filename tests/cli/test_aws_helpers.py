@@ -9,7 +9,14 @@ import threading
 import boto3
 import pytest
 
-from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, wait_until, write_items
+from disa.common.aws_helpers import (
+    at_most_every,
+    received_messages,
+    scan_items,
+    subscribe_queue,
+    wait_until,
+    write_items,
+)
 from tests.support.moto_stack import REGION
 
 pytestmark = pytest.mark.cli
@@ -23,6 +30,17 @@ def test_wait_until_returns_the_first_satisfying_result_or_the_last_one_at_the_t
         lambda: next(counter), lambda n: False, timeout=0.2, interval=0.05, on_wait=lambda n, _: seen.append(n)
     )
     assert last > 3 and seen and seen[-1] < last, "on_wait saw each result before a pause; the last one is returned"
+
+
+def test_at_most_every_runs_its_action_once_per_period_however_often_it_is_called():
+    calls = []
+    throttled = at_most_every(60, calls.append)
+    eager = at_most_every(60, calls.append, at_once=True)
+    for n in range(5):
+        throttled(f"t{n}")
+        eager(f"e{n}")
+    assert calls == ["e0"], "the eager one ran on its first call, neither again within the period"
+    assert at_most_every(0, calls.append)("now") is None and calls[-1] == "now"
 
 
 def test_wait_until_lets_a_failing_probe_raise():

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from disa_lambda.models.status import Status
+from disa_lambda.models.status import NO_STATUS, Status
 
-from disa.drills.census import NO_STATUS, take_census
+from disa.drills.census import take_census
 
 pytestmark = pytest.mark.unit
 NOW = 1_700_000_000

@@ -17,11 +17,6 @@ CONTRACTS_DIR = Path(__file__).parent
 _SUFFIX = ".schema.json"
 
 
-@cache
-def _read(name: str) -> dict[str, Any]:
-    return json.loads((CONTRACTS_DIR / f"{name}{_SUFFIX}").read_text(encoding="utf-8"))
-
-
 def _inline(node: Any) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
@@ -41,7 +36,7 @@ def load(name: str) -> dict[str, Any]:
     """Return the parsed contract ``<name>.schema.json``, other contracts it references inlined
     (a referenced contract must not use ``#/`` references of its own: they would resolve
     against the document it is inlined into)."""
-    return _inline(_read(name))
+    return _inline(json.loads((CONTRACTS_DIR / f"{name}{_SUFFIX}").read_text(encoding="utf-8")))
 
 
 def names() -> list[str]:

@@ -42,6 +42,10 @@ class Status(StrEnum):
             return raw
 
 
+# How reports (the CLI, the drills' census) show an item that has no status yet.
+NO_STATUS = "NO STATUS YET"
+
+
 class Field:
     """Item attribute names written by the pipeline (the ASL uses the same literals)."""
 
