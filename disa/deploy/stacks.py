@@ -56,6 +56,11 @@ def deploy(
         status = None
     if status and status.endswith("_IN_PROGRESS"):
         raise UserError(f"stack {stack} is busy ({status}); wait for it to finish and run deploy again")
+    if status in ("UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"):
+        raise UserError(
+            f"stack {stack} is {status} and cannot be updated; fix what its failed events name, then "
+            f"`aws cloudformation continue-update-rollback --stack-name {stack}` (or `disa destroy`) and deploy again"
+        )
     change_set = f"disa-{int(time.time())}"
     existing = set()
     if status:
@@ -109,27 +114,6 @@ def _wait_for_change_set(clients: Clients, stack: str, change_set: str) -> dict[
         if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
             return described
         time.sleep(POLL_SECONDS / 2)
-
-
-def deploy_disposable(
-    clients: Clients,
-    stack: str,
-    packaged: Packaged,
-    parameters: dict[str, str],
-    log: Callable[[str], None] = progress,
-) -> bool:
-    """Deploy a stack whose data does not matter (the demo's, the benchmark's, the chaos
-    run's), replacing it rather than updating it when it was built from other artifacts or
-    is stuck: the local engine cannot update nested stacks whose templates changed
-    (docs/engine-differences.md), and a fresh stack is what these runs want anyway."""
-    status = stack_status(clients, stack)
-    if status:
-        described = clients("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-        previous = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
-        if status.endswith("FAILED") or previous.get("ArtifactPrefix") != packaged.parameters["ArtifactPrefix"]:
-            log(f"replacing {stack} ({status}, built from other artifacts or stuck)")
-            destroy(clients, stack, log)
-    return deploy(clients, stack, packaged, parameters, log)
 
 
 def destroy(clients: Clients, stack: str, log: Callable[[str], None] = progress) -> None:

@@ -112,7 +112,7 @@ def _deploy_ceiling(clients: Clients) -> None:
 def run(clients: Clients, count: int, timeout: float) -> list[Run]:
     progress("== Disa stack")
     packaged = packaging.package(clients, packaging.default_bucket(clients))
-    stacks.deploy_disposable(
+    stacks.deploy(
         clients,
         BENCH_STACK,
         packaged,

@@ -72,7 +72,7 @@ class Chaos:
 
     def deploy(self) -> None:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients), log=lambda _: None)
-        stacks.deploy_disposable(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
+        stacks.deploy(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
         self.info = StackInfo.of(self.clients, STACK)
         self.queue_url = subscribe_queue(
             self.clients("sqs"), self.clients("sns"), self.info.topic_arn, f"{STACK}-subscriber"

@@ -67,11 +67,12 @@ class Demo:
     outcomes: list[Outcome] = field(default_factory=list)
     alarm_states: list[str] = field(default_factory=list)
     delivered: dict[str, str] = field(default_factory=dict)
+    delivered_attributes: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     @classmethod
     def deploy(cls, clients: Clients) -> Demo:
         packaged = packaging.package(clients, packaging.default_bucket(clients))
-        stacks.deploy_disposable(clients, STACK, packaged, PARAMETERS)
+        stacks.deploy(clients, STACK, packaged, PARAMETERS)
         info = StackInfo.of(clients, STACK)
         return cls(clients, info, subscribe_queue(clients("sqs"), clients("sns"), info.topic_arn, SUBSCRIBER_QUEUE))
 
@@ -122,11 +123,18 @@ class Demo:
         return self.wait_for(f"{len(keys)} items {wanted}", check, timeout)
 
     def read_deliveries(self) -> None:
+        """Keep this run's messages, known by the ``demoRun`` attribute each item carried."""
         for message in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
-            # Identified by body: ministack drops message attributes published by the
-            # state machine (docs/engine-differences.md).
-            if f"of run {self.run_id}" in message["Body"]:
+            attributes = {name: a.get("StringValue") for name, a in message.get("MessageAttributes", {}).items()}
+            if attributes.get("demoRun") == self.run_id:
                 self.delivered[message["MessageId"]] = message["Body"]
+                self.delivered_attributes[message["MessageId"]] = attributes
+
+    def attributes_intact(self) -> tuple[bool, str]:
+        """Every delivered message carries the attributes its item was sent with."""
+        batches = Counter(attributes.get("batch") for attributes in self.delivered_attributes.values())
+        intact = sum(batches.values()) == len(self.delivered) and set(batches) <= {"first", "outage"}
+        return intact, ", ".join(f"batch={name}: {n}" for name, n in sorted(batches.items(), key=str))
 
     def alarm_state(self, name: str) -> str:
         """The alarm's state now, remembered when it changed."""
@@ -235,6 +243,7 @@ def main() -> int:
             len(demo.delivered) == BATCH + OUTAGE_BATCH,
             f"{len(demo.delivered)} received",
         )
+        demo.expect("every message carries its item's attributes", *demo.attributes_intact())
         progress("  the failure alarm returns to OK once a period passes with only the retry job's zero datum")
         demo.expect(
             "failure alarm back to OK",

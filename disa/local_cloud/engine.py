@@ -1,6 +1,8 @@
 """The embedded local cloud: ministack, pinned in requirements/engine.lock, installed in its
-own virtual environment (it pins botocore exactly) and run as a separate process on
-loopback, with private state, temp and log folders under .local-cloud/ (git-ignored).
+own virtual environment (it pins botocore exactly), patched where it hides what Disa does
+on AWS (patches/, applied in name order; docs/engine-differences.md), and run as a
+separate process on loopback, with private state, temp and log folders under .local-cloud/
+(git-ignored).
 
 State survives `down` then `up`: the engine saves it on a clean shutdown (SIGTERM). After
 a crash (SIGKILL, power loss) only S3 objects survive; `up` then starts empty.
@@ -29,6 +31,7 @@ from disa.common.errors import UserError
 
 HOME = paths.ROOT / ".local-cloud"
 ENGINE_LOCK = paths.ROOT / "requirements" / "engine.lock"
+PATCHES = Path(__file__).parent / "patches"
 DEFAULT_PORT = 4599
 REGION = "us-east-1"
 # The engine accepts any well-formed credentials; these keep a developer's real AWS
@@ -46,6 +49,7 @@ class LocalCloud:
     home: Path = HOME
     port: int = field(default_factory=lambda: int(os.environ.get("DISA_LOCAL_PORT", DEFAULT_PORT)))
     venv: Path = HOME / "engine-venv"
+    patches: tuple[Path, ...] = field(default_factory=lambda: engine_patches())
 
     @property
     def endpoint(self) -> str:
@@ -66,8 +70,9 @@ class LocalCloud:
 
     @property
     def install_marker(self) -> Path:
-        """Present once the engine of requirements/engine.lock, as it is now, is installed."""
-        return self.venv / f".installed-{_digest(ENGINE_LOCK)}"
+        """Present once the engine of requirements/engine.lock, with the patches as they are
+        now, is installed."""
+        return self.venv / f".installed-{_digest(ENGINE_LOCK, *self.patches)}"
 
     # -- installation -------------------------------------------------------------------
     def install(self) -> None:
@@ -92,7 +97,17 @@ class LocalCloud:
             ],
             "install the engine (requirements/engine.lock)",
         )
+        try:
+            for patch in self.patches:
+                apply_patch(patch, self.site_packages())
+        except UserError:
+            shutil.rmtree(self.venv, ignore_errors=True)  # never leave a half-patched engine
+            raise
         marker.touch()
+
+    def site_packages(self) -> Path:
+        [found] = (self.venv / "lib").glob("python3.*/site-packages")
+        return found
 
     # -- lifecycle ------------------------------------------------------------------------
     def pid(self) -> int | None:
@@ -263,8 +278,35 @@ def _proc_state(pid: int) -> str:
         return ""
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def engine_patches() -> tuple[Path, ...]:
+    return tuple(sorted(PATCHES.glob("*.patch")))
+
+
+def apply_patch(patch: Path, site_packages: Path) -> None:
+    """``git apply`` as a stand-in for patch(1): git is on every machine Disa supports. The
+    ceiling keeps git from taking an enclosing checkout for the tree to patch."""
+    if shutil.which("git") is None:
+        raise UserError("git is needed to patch the local cloud engine; install git and run again")
+    result = subprocess.run(
+        ["git", "apply", "-p1", "--whitespace=nowarn", str(patch)],
+        cwd=site_packages,
+        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(site_packages.parent)},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()[:1] or ["no output"]
+        raise UserError(
+            f"engine patch {patch.name} does not apply to the ministack pinned in requirements/engine.lock "
+            f"({reason[0]}); update the patch or the pin"
+        )
+
+
+def _digest(*files: Path) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _run(command: list[str], what: str) -> None:

@@ -22,6 +22,7 @@ class StackInfo:
     publish_failures_alarm: str
     abandoned_items_alarm: str
     trigger_failures_alarm: str
+    trigger_failure_queue_url: str
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -38,6 +39,7 @@ class StackInfo:
             publish_failures_alarm=out["PublishFailuresAlarmName"],
             abandoned_items_alarm=out["AbandonedItemsAlarmName"],
             trigger_failures_alarm=out["TriggerFailuresAlarmName"],
+            trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
         )
 
     @property

@@ -27,6 +27,8 @@ PARAMETERS = {
     "RetryBaseDelaySeconds": "1",
     "RetryMaxDelaySeconds": "2",
     "AlarmPeriodSeconds": "60",
+    # Two retries of a failing stream record before the on-failure queue: seconds, not minutes.
+    "StreamMaxRetryAttempts": "2",
 }
 
 

@@ -1,6 +1,7 @@
 """One small test per engine behaviour Disa relies on, or works around, so that an engine
 upgrade that changes one fails here by name. docs/engine-differences.md lists each
-difference from AWS and how Disa stays correct on AWS."""
+difference from AWS and how Disa stays correct on AWS; the behaviours Disa patches into
+the engine have their canaries in tests/e2e/patches/."""
 
 from __future__ import annotations
 
@@ -46,18 +47,6 @@ def test_stream_mapping_filters_inserts_and_batches_records(local_stack, local_c
     )
     time.sleep(3)
     assert "disa-e2e-trigger processed" not in log.read_text(errors="replace")[len(after_inserts) :], "MODIFY filtered"
-
-
-def test_difference_state_machine_publish_drops_message_attributes(local_stack):
-    # ministack 1.5.33 reads only query-protocol attributes, so the sns:publish
-    # integration's JSON MessageAttributes are lost. Disa's attribute delivery is proven on
-    # moto's engine (tests/workflow). When this fails, ministack delivers them: assert them
-    # in test_pipeline and update docs/engine-differences.md.
-    local_stack.put("attrs", message={"S": "with attributes"}, attributes={"M": {"kind": {"S": "canary"}}})
-    local_stack.wait_status("attrs", Status.SUCCESSFUL)
-    [message] = local_stack.received_messages()
-    assert message["Body"] == "with attributes"
-    assert "MessageAttributes" not in message
 
 
 def test_new_alarms_start_in_insufficient_data(local_stack):

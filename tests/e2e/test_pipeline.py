@@ -9,11 +9,12 @@ import re
 import pytest
 from disa_lambda.models.status import Field, Status
 
-from disa.common.aws_helpers import wait_until, write_items
+from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until, write_items
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
 from disa.operate.retry_job import run_retry
 from tests.e2e.conftest import ARTIFACT_BUCKET, PARAMETERS, STACK, quiet
+from tests.support.item_limit import full_item
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +72,53 @@ def test_invalid_item_is_rejected_with_a_reason_and_neighbours_are_delivered(loc
     assert Status.of(local_stack.wait_status("n1", Status.SUCCESSFUL)) is Status.SUCCESSFUL
     assert Status.of(local_stack.wait_status("n2", Status.SUCCESSFUL)) is Status.SUCCESSFUL
     assert sorted(m["Body"] for m in local_stack.received_messages()) == ["neighbour one", "neighbour two"]
+
+
+def test_an_unwritable_record_is_bisected_out_to_the_on_failure_queue_and_its_batch_delivered(local_stack):
+    ddb, sqs, table = local_stack.clients("dynamodb"), local_stack.clients("sqs"), local_stack.info.table
+    full = full_item(ddb, {"id": {"S": "full"}})  # no status fits beside its message
+    neighbours = [{"id": {"S": f"w{n}"}, "message": {"S": f"written {n}"}} for n in range(4)]
+    try:
+        write_items(ddb, table, [*neighbours[:2], full, *neighbours[2:]])  # one write, one stream batch
+
+        for neighbour in neighbours:
+            local_stack.wait_status(neighbour["id"]["S"], Status.SUCCESSFUL)
+        assert sorted(m["Body"] for m in local_stack.received_messages()) == [f"written {n}" for n in range(4)]
+        queue = local_stack.info.trigger_failure_queue_url
+        [record] = wait_until(lambda: received_messages(sqs, queue, wait_seconds=1), bool, timeout=60)
+        failure = json.loads(record["Body"])
+        assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        assert failure["DDBStreamBatchInfo"]["batchSize"] == 1, "bisected down to the one unwritable record"
+        assert Status.of(local_stack.item("full")) is None
+    finally:
+        ddb.delete_item(TableName=table, Key={"id": {"S": "full"}})
+
+
+def test_an_attribute_filtered_subscription_receives_only_its_messages(local_stack):
+    sqs, sns, topic = local_stack.clients("sqs"), local_stack.clients("sns"), local_stack.info.topic_arn
+    wanted_only = subscribe_queue(sqs, sns, topic, f"{STACK}-wanted-only")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=wanted_only, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    [subscription] = [
+        s["SubscriptionArn"]
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        if s["Endpoint"] == queue_arn
+    ]
+    sns.set_subscription_attributes(
+        SubscriptionArn=subscription, AttributeName="FilterPolicy", AttributeValue=json.dumps({"kind": ["wanted"]})
+    )
+    try:
+        for key, kind in (("fw", "wanted"), ("fo", "other")):
+            local_stack.put(key, message={"S": f"a {kind} one"}, attributes={"M": {"kind": {"S": kind}}})
+            local_stack.wait_status(key, Status.SUCCESSFUL)
+
+        everything = local_stack.received_messages()
+        assert {m["Body"]: m["MessageAttributes"]["kind"]["StringValue"] for m in everything} == {
+            "a wanted one": "wanted",
+            "a other one": "other",
+        }
+        assert [m["Body"] for m in received_messages(sqs, wanted_only, wait_seconds=2)] == ["a wanted one"]
+    finally:
+        sns.unsubscribe(SubscriptionArn=subscription)
 
 
 def test_modify_and_remove_send_nothing(local_stack):

@@ -12,6 +12,7 @@ from disa_lambda.logic import retries
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
 from tests.support.events import load_event, stream_event, stream_record
+from tests.support.item_limit import full_item
 
 pytestmark = pytest.mark.handlers
 
@@ -164,6 +165,20 @@ def test_sweep_takes_in_an_item_no_stream_record_brought(moto_stack, context):
     assert moto_stack.status("lost") is Status.SUCCESSFUL
     assert moto_stack.item("lost-bad")[Field.STATUS_REASON]["S"].startswith("message: must be a non-empty string")
     assert [m["Body"] for m in moto_stack.received_messages()] == ["never reached the trigger"]
+
+
+def test_sweep_passes_over_an_item_no_status_fits_on_and_takes_in_the_rest(moto_stack, context):
+    moto_stack.put(full_item(moto_stack.clients["dynamodb"], {"id": {"S": "full"}}))
+    moto_stack.put({"id": {"S": "lost"}, "message": {"S": "still delivered"}, "sweptAt": {"N": "1"}})
+
+    reports = _sweep_all_segments(context)
+    moto_stack.wait_for_executions()
+
+    assert sum(r["unwritable"] for r in reports) == 1
+    [reason] = [reason for r in reports for reason in r["unwritable_reasons"]]
+    assert "400 KB item limit" in reason and "full" in reason
+    assert moto_stack.status("lost") is Status.SUCCESSFUL
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["still delivered"]
 
 
 def test_a_late_stream_record_after_the_sweep_sends_nothing_more(moto_stack, context):

@@ -11,6 +11,7 @@ from disa_lambda.handlers import trigger
 from disa_lambda.models.status import Field, Status
 
 from tests.support.events import load_event, stream_event, stream_record
+from tests.support.item_limit import full_item
 
 pytestmark = pytest.mark.handlers
 
@@ -119,6 +120,19 @@ def test_a_record_whose_item_cannot_be_written_is_reported_alone(moto_stack, con
 
     assert response == {"batchItemFailures": [{"itemIdentifier": unwritable["dynamodb"]["SequenceNumber"]}]}
     assert [m["Body"] for m in moto_stack.received_messages()] == ["fine"]
+
+
+def test_an_item_at_the_size_limit_is_reported_alone_and_neighbours_are_delivered(moto_stack, context):
+    before = insert(moto_stack, item("n1", message={"S": "before"}))
+    full = insert(moto_stack, full_item(moto_stack.clients["dynamodb"], {"id": {"S": "full"}}))
+    after = insert(moto_stack, item("n2", message={"S": "after"}))
+
+    response = trigger.lambda_handler(stream_event(before, full, after), context)
+    moto_stack.wait_for_executions()
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": full["dynamodb"]["SequenceNumber"]}]}
+    assert sorted(m["Body"] for m in moto_stack.received_messages()) == ["after", "before"]
+    assert moto_stack.status("full") is None
 
 
 def test_a_batch_none_of_whose_items_can_be_written_fails_the_invocation(moto_stack, context):

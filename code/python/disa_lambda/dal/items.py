@@ -9,7 +9,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from disa_lambda.models.claim import Claim
-from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.models.exceptions import ItemUnwritable, StoreUnavailable
 from disa_lambda.models.status import Field, Status
 
 _NAMES = {
@@ -25,6 +25,8 @@ _NAMES = {
 
 
 # What every claim writes: PENDING, the attempt, a fresh token, and the lease as dueAt.
+# DynamoDB's message (AWS and the local engine alike) when an update would pass 400 KB.
+_ITEM_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
 _CLAIM = "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, #updated = :now"
 _CLAIM_NAMES = ("#status", "#attempt", "#token", "#shard", "#due", "#updated")
 
@@ -160,7 +162,13 @@ class ItemStore:
                 ReturnValues=returns,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            code, message = error.response.get("Error", {}).get("Code"), str(error)
+            if code == "ConditionalCheckFailedException":
                 return None
+            if code == "ValidationException" and _ITEM_TOO_LARGE in message:
+                raise ItemUnwritable(
+                    f"item {dict(key)} is too close to DynamoDB's 400 KB item limit to take a status; "
+                    "shorten or delete it"
+                ) from error
             raise StoreUnavailable(f"update of item {dict(key)} failed: {error}") from error
         return response.get("Attributes", {})

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, intake
+from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import TriggerSettings
 from disa_lambda.observability import logger
 
@@ -43,7 +44,13 @@ def dependencies() -> TriggerDependencies:
 
 def record_handler(record: DynamoDBRecord) -> str:
     deps = dependencies()
-    outcome = intake.handle_insert(record.raw_event, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
+    try:
+        outcome = intake.handle_insert(record.raw_event, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
+    except ItemUnwritable as unwritable:
+        # Reported as this record's failure: the mapping bisects the batch down to it and,
+        # after its retries, describes it on the on-failure queue (alarmed).
+        logger.error("item cannot take a status", reason=str(unwritable))
+        raise
     logger.info("item taken in", outcome=outcome.value, key=record.raw_event["dynamodb"]["Keys"])
     return outcome.value
 

@@ -11,15 +11,17 @@ if both reach an item, the conditional claim lets only one start it.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from disa_lambda.logic import intake
 from disa_lambda.logic.ports import TIME_RESERVE_MS, Starter, SweepStore, UnstatusedScanner
+from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import Field
 
 SCAN_PAGE_SIZE = 100
+REPORTED_UNWRITABLE = 10  # reasons kept in a run's report (its log line); the count is complete
 
 
 @dataclass
@@ -29,6 +31,8 @@ class SweepReport:
     marked: int = 0
     taken_in: int = 0
     rejected: int = 0
+    unwritable: int = 0
+    unwritable_reasons: list[str] = field(default_factory=list)
     truncated: bool = False
 
 
@@ -55,15 +59,34 @@ def run(
             report.truncated = True
             return report
         report.seen += 1
-        key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
-        swept_at = item.get(Field.SWEPT_AT, {}).get("N")
-        if swept_at is None:
-            report.marked += store.mark_swept(key, int(now()))
-            continue
-        if now() - int(swept_at) < settings.SWEEP_GRACE_SECONDS:
-            continue
-        image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
-        outcome = intake.take_in(key, image, settings, store, workflow, now(), rng)
-        report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
-        report.rejected += outcome is intake.IntakeOutcome.REJECTED
+        try:
+            _sweep_item(item, settings, store, workflow, now, rng, report)
+        except ItemUnwritable as unwritable:
+            # One item no status fits on must not stop the sweep of every other one; the
+            # trigger already sent its record to the on-failure queue, whose alarm fires.
+            report.unwritable += 1
+            if len(report.unwritable_reasons) < REPORTED_UNWRITABLE:
+                report.unwritable_reasons.append(str(unwritable))
     return report
+
+
+def _sweep_item(
+    item: dict,
+    settings: RetrySettings,
+    store: SweepStore,
+    workflow: Starter,
+    now: Callable[[], float],
+    rng: random.Random,
+    report: SweepReport,
+) -> None:
+    key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
+    swept_at = item.get(Field.SWEPT_AT, {}).get("N")
+    if swept_at is None:
+        report.marked += store.mark_swept(key, int(now()))
+        return
+    if now() - int(swept_at) < settings.SWEEP_GRACE_SECONDS:
+        return
+    image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
+    outcome = intake.take_in(key, image, settings, store, workflow, now(), rng)
+    report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
+    report.rejected += outcome is intake.IntakeOutcome.REJECTED

@@ -17,6 +17,11 @@ class StoreUnavailable(DisaError):
     """DynamoDB refused a write for a reason other than a failed condition."""
 
 
+class ItemUnwritable(DisaError):
+    """DynamoDB refuses any status on this item: it is so close to the 400 KB item limit
+    that the status attributes do not fit. Only its owner can act (shrink or delete it)."""
+
+
 class WorkflowStartFailed(DisaError):
     """StartExecution failed after the item was claimed; its lease will expire and the
     retry job will claim it again."""
