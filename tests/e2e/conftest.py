@@ -5,11 +5,16 @@ engine stopped when the session ends."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+from disa_lambda.models.status import Status
 
-from disa.common.aws_helpers import subscribe_queue
+from disa.common import paths
+from disa.common.aws_helpers import get_item, subscribe_queue, wait_until, write_items
 from disa.deploy import packaging, stacks
 from disa.local_cloud.engine import LocalCloud
 from disa.operate.stack import StackInfo
@@ -72,22 +77,77 @@ def private_cloud(tmp_path):
 
 
 @dataclass(frozen=True)
-class DestroyedStack:
+class SecondStack:
+    """What happened to a second stack taken through its life by `disa deploy` and `disa destroy`."""
+
     name: str
     table: str
+    key_arn: str
     nested_stack_ids: list[str]
+    redeployed: bool
+    status_after_redeploy: str
+    trigger_before: dict[str, Any]
+    trigger_after: dict[str, Any]
+    kept_items: list[str]
+
+
+CHANGED_DESCRIPTION = "Validates each inserted item and starts its publisher execution (revised)."
+
+
+def _changed_templates(root: Path) -> Path:
+    """A copy of the templates in which one nested template differs: the trigger's memory
+    and description."""
+    for folder in (paths.CFT_DIR, paths.STATE_MACHINE_DIR):
+        shutil.copytree(folder, root / folder.relative_to(paths.ROOT))
+    functions = root / "cft" / "nested-stacks" / "functions.yaml"
+    text = functions.read_text()
+    text = text.replace("Validates each inserted item and starts its publisher execution.", CHANGED_DESCRIPTION, 1)
+    functions.write_text(text.replace("MemorySize: 256", "MemorySize: 512", 1))
+    return root
 
 
 @pytest.fixture(scope="session")
-def destroyed_stack(local_stack) -> DestroyedStack:
-    """A second stack from the same artifacts, deployed and then destroyed with `disa destroy`'s code."""
-    clients, name = local_stack.clients, f"{STACK}-destroyed"
+def second_stack(local_stack, tmp_path_factory) -> SecondStack:
+    """A second stack from the session's artifacts: created, an item delivered, redeployed
+    from changed templates (updated in place, as on AWS), another item delivered through the
+    updated stack, then destroyed (the table and its key stay, as on AWS)."""
+    clients, name = local_stack.clients, f"{STACK}-second"
     stacks.deploy(clients, name, local_stack.packaged, {**PARAMETERS, "NamePrefix": name}, log=quiet)
+    info = StackInfo.of(clients, name)
+    ddb, lam = clients("dynamodb"), clients("lambda")
+    key_arn = ddb.describe_table(TableName=info.table)["Table"]["SSEDescription"]["KMSMasterKeyArn"]
+
+    def send_and_settle(key: str) -> None:
+        """Sends one item and waits until it is SUCCESSFUL."""
+        write_items(ddb, info.table, [{"id": {"S": key}, "message": {"S": f"sent {key}"}}])
+        settled = wait_until(
+            lambda: Status.of(get_item(ddb, info.table, {"id": {"S": key}})),
+            lambda status: isinstance(status, Status) and status.is_final,
+            timeout=60,
+        )
+        assert settled is Status.SUCCESSFUL, f"{key} on {name}: {settled}"
+
+    send_and_settle("before-redeploy")
+    trigger_before = lam.get_function_configuration(FunctionName=info.trigger_function)
+    root = _changed_templates(tmp_path_factory.mktemp("changed-templates"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paths, "ROOT", root)
+        patch.setattr(paths, "CFT_DIR", root / "cft")
+        patch.setattr(paths, "ROOT_TEMPLATE", root / "cft" / "root-stack.yaml")
+        patch.setattr(paths, "STATE_MACHINE_DIR", root / "state-machine")
+        changed = packaging.package(clients, ARTIFACT_BUCKET, log=quiet)
+    redeployed = stacks.deploy(clients, name, changed, {**PARAMETERS, "NamePrefix": name}, log=quiet)
+    status_after_redeploy = stacks.stack_status(clients, name)
+    trigger_after = lam.get_function_configuration(FunctionName=info.trigger_function)
+    send_and_settle("after-redeploy")
     nested = [
         r["PhysicalResourceId"]
         for r in clients("cloudformation").list_stack_resources(StackName=name)["StackResourceSummaries"]
         if r["ResourceType"] == "AWS::CloudFormation::Stack"
     ]
-    table = StackInfo.of(clients, name).table
     stacks.destroy(clients, name, log=quiet)
-    return DestroyedStack(name, table, nested)
+    kept = sorted(item["id"]["S"] for item in ddb.scan(TableName=info.table)["Items"])
+    yield SecondStack(
+        name, info.table, key_arn, nested, redeployed, status_after_redeploy, trigger_before, trigger_after, kept
+    )
+    ddb.delete_table(TableName=info.table)  # retained by design; this session is done with it

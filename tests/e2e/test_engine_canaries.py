@@ -79,12 +79,6 @@ def test_state_survives_a_clean_restart(private_cloud):
     assert ddb.get_item(TableName="persist", Key={"id": {"S": "kept"}})["Item"] == {"id": {"S": "kept"}}
 
 
-def test_difference_stack_delete_ignores_deletion_policy_retain(local_stack, destroyed_stack):
-    # On AWS the table (DeletionPolicy: Retain) outlives the stack; ministack 1.5.33 deletes
-    # it. Disa relies on neither locally. When this fails, ministack keeps retained tables.
-    assert destroyed_stack.table not in local_stack.clients("dynamodb").list_tables()["TableNames"]
-
-
 def _probe_function_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -13,7 +13,7 @@ from disa.common.aws_helpers import received_messages, subscribe_queue, wait_unt
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
 from disa.operate.retry_job import run_retry
-from tests.e2e.conftest import ARTIFACT_BUCKET, PARAMETERS, STACK, quiet
+from tests.e2e.conftest import ARTIFACT_BUCKET, CHANGED_DESCRIPTION, PARAMETERS, STACK, quiet
 from tests.support.item_limit import full_item
 
 pytestmark = pytest.mark.e2e
@@ -197,8 +197,21 @@ def test_redeploy_without_changes_succeeds_and_says_so(local_stack):
     assert stacks.deploy(local_stack.clients, STACK, packaged, PARAMETERS, log=quiet) is False
 
 
-def test_destroy_removes_the_root_and_nested_stacks(local_stack, destroyed_stack):
-    assert len(destroyed_stack.nested_stack_ids) == 7
-    assert stacks.stack_status(local_stack.clients, destroyed_stack.name) is None
-    for nested in destroyed_stack.nested_stack_ids:
+def test_redeploy_with_a_changed_template_updates_the_stack_in_place(second_stack):
+    assert second_stack.redeployed is True
+    assert second_stack.status_after_redeploy == "UPDATE_COMPLETE"
+    before, after = second_stack.trigger_before, second_stack.trigger_after
+    assert after["FunctionArn"] == before["FunctionArn"], "the same function, updated"
+    assert (before["MemorySize"], after["MemorySize"]) == (256, 512)
+    assert after["Description"] == CHANGED_DESCRIPTION
+
+
+def test_destroy_removes_the_stacks_and_keeps_the_table_its_items_and_its_key(local_stack, second_stack):
+    assert len(second_stack.nested_stack_ids) == 7
+    assert stacks.stack_status(local_stack.clients, second_stack.name) is None
+    for nested in second_stack.nested_stack_ids:
         assert stacks.stack_status(local_stack.clients, nested) in (None, "DELETE_COMPLETE")
+    # DeletionPolicy: Retain, as `disa destroy` promises: the data outlives the stack.
+    assert second_stack.kept_items == ["after-redeploy", "before-redeploy"]
+    key = local_stack.clients("kms").describe_key(KeyId=second_stack.key_arn)["KeyMetadata"]
+    assert key["KeyState"] == "Enabled"
