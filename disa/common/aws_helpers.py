@@ -8,7 +8,6 @@ tests' in-process moto clients alike.
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -93,10 +92,10 @@ def alarm_state(cloudwatch: Any, name: str) -> str:
     return cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
 
 
-def at_most_every(seconds: float, action: Callable[..., None], at_once: bool = False) -> Callable[..., None]:
+def at_most_every(seconds: float, action: Callable[..., None]) -> Callable[..., None]:
     """``action`` that runs at most once per ``seconds`` however often it is called (to
-    report progress or nudge something while waiting); ``at_once``: the first call runs it."""
-    last = -math.inf if at_once else time.monotonic()
+    report progress while waiting), the first time ``seconds`` after it was made."""
+    last = time.monotonic()
 
     def throttled(*args: Any) -> None:
         nonlocal last
