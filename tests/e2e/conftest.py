@@ -115,7 +115,7 @@ def second_stack(local_stack, tmp_path_factory) -> SecondStack:
     stacks.deploy(clients, name, local_stack.packaged, {**PARAMETERS, "NamePrefix": name}, log=quiet)
     info = StackInfo.of(clients, name)
     ddb, lam = clients("dynamodb"), clients("lambda")
-    key_arn = ddb.describe_table(TableName=info.table)["Table"]["SSEDescription"]["KMSMasterKeyArn"]
+    key_arn = stacks.outputs(clients, name)["KeyArn"]
 
     def send_and_settle(key: str) -> None:
         """Sends one item and waits until it is SUCCESSFUL."""

@@ -15,6 +15,7 @@ from disa.drills.faults import TopicRemovalOutage
 from disa.operate.retry_job import run_retry
 from tests.e2e.conftest import ARTIFACT_BUCKET, CHANGED_DESCRIPTION, PARAMETERS, STACK, quiet
 from tests.support.item_limit import full_item
+from tests.support.streams import stream_sequence_number
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +75,9 @@ def test_invalid_item_is_rejected_with_a_reason_and_neighbours_are_delivered(loc
     assert sorted(m["Body"] for m in local_stack.received_messages()) == ["neighbour one", "neighbour two"]
 
 
-def test_an_unwritable_record_is_bisected_out_to_the_on_failure_queue_and_its_batch_delivered(local_stack):
+def test_a_batch_is_cut_at_an_unwritable_record_which_reaches_the_on_failure_queue_and_the_rest_is_delivered(
+    local_stack,
+):
     ddb, sqs, table = local_stack.clients("dynamodb"), local_stack.clients("sqs"), local_stack.info.table
     full = full_item(ddb, {"id": {"S": "full"}})  # no status fits beside its message
     neighbours = [{"id": {"S": f"w{n}"}, "message": {"S": f"written {n}"}} for n in range(4)]
@@ -88,7 +91,10 @@ def test_an_unwritable_record_is_bisected_out_to_the_on_failure_queue_and_its_ba
         [record] = wait_until(lambda: received_messages(sqs, queue, wait_seconds=1), bool, timeout=60)
         failure = json.loads(record["Body"])
         assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
-        assert failure["DDBStreamBatchInfo"]["batchSize"] == 1, "bisected down to the one unwritable record"
+        # The batch was cut at the record the trigger reported: what was given up starts there.
+        stream_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        full_record = stream_sequence_number(local_stack.clients("dynamodbstreams"), stream_arn, {"id": {"S": "full"}})
+        assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == full_record
         assert Status.of(local_stack.item("full")) is None
     finally:
         ddb.delete_item(TableName=table, Key={"id": {"S": "full"}})

@@ -15,10 +15,12 @@ import textwrap
 import uuid
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
 from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until, write_items
+from tests.support.streams import stream_sequence_number
 
 pytestmark = pytest.mark.e2e
 
@@ -87,9 +89,10 @@ def test_state_machine_publish_delivers_message_attributes_to_filters_and_raw_qu
     assert [m["Body"] for m in filtered] == ["a wanted"]
 
 
-# The stream consumer: a record whose item has `poison` fails. In "report" mode it returns
-# a partial batch response naming the first failure (as AWS's docs advise); in "raise" mode
-# the whole invocation fails before it processes anything. Processed keys go to a queue.
+# The stream consumer: a record whose item has `poison` fails. In "report" mode it processes
+# every record and names the failed ones in a partial batch response (as Powertools' batch
+# processor does); in "raise" mode the whole invocation fails before it processes anything.
+# Processed keys go to a queue.
 CONSUMER = textwrap.dedent(
     """
     import os
@@ -101,12 +104,14 @@ CONSUMER = textwrap.dedent(
         records = event["Records"]
         if os.environ["MODE"] == "raise" and any("poison" in r["dynamodb"]["NewImage"] for r in records):
             raise RuntimeError("a poison record in the batch")
+        failures = []
         for record in records:
             image = record["dynamodb"]["NewImage"]
             if "poison" in image:
-                return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
-            sqs.send_message(QueueUrl=os.environ["SEEN"], MessageBody=image["id"]["S"])
-        return {"batchItemFailures": []}
+                failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            else:
+                sqs.send_message(QueueUrl=os.environ["SEEN"], MessageBody=image["id"]["S"])
+        return {"batchItemFailures": failures}
     """
 )
 
@@ -118,10 +123,17 @@ def _consumer_zip() -> bytes:
     return buffer.getvalue()
 
 
-def _stream_with_failing_record(clients, mode: str, mapping: dict) -> tuple[list[str], Counter, list[dict]]:
+@dataclass(frozen=True)
+class Outcome:
+    good: list[str]  # the keys of the records that do not fail
+    processed: Counter  # how often each key was processed
+    failures: list[dict]  # what reached the on-failure queue
+    poison_sequence_number: str
+
+
+def _stream_with_failing_record(clients, mode: str, mapping: dict, timeout: float = 45) -> Outcome:
     """Six items in one write, the fourth poisoned, through a mapping with ``mapping``'s
-    settings; returns the good keys, how often each key was processed, and what reached
-    the on-failure queue."""
+    settings."""
     ddb, sqs, lam = clients("dynamodb"), clients("sqs"), clients("lambda")
     table = _unique(f"canary-stream-{mode}")
     stream_arn = ddb.create_table(
@@ -155,14 +167,15 @@ def _stream_with_failing_record(clients, mode: str, mapping: dict) -> tuple[list
     write_items(ddb, table, items)
     good = [key for key in keys if key != "k3"]
 
-    failures = wait_until(lambda: received_messages(sqs, failed, wait_seconds=1), bool, timeout=45)
-    assert failures, "no on-failure record within 45 s: the failing batch still blocks the shard"
+    failures = wait_until(lambda: received_messages(sqs, failed, wait_seconds=1), bool, timeout=timeout)
+    assert failures, f"no on-failure record within {timeout:.0f} s: the failing batch still blocks the shard"
     processed = Counter(m["Body"] for m in received_messages(sqs, seen, wait_seconds=3))
-    return good, processed, [json.loads(m["Body"]) for m in failures]
+    poison = stream_sequence_number(clients("dynamodbstreams"), stream_arn, {"id": {"S": "k3"}})
+    return Outcome(good, processed, [json.loads(m["Body"]) for m in failures], poison)
 
 
-def test_partial_batch_response_isolates_the_failing_record_and_gives_it_up_after_max_retries(local_cloud):
-    good, processed, failures = _stream_with_failing_record(
+def test_partial_batch_response_checkpoints_at_the_failure_and_gives_it_up_after_max_retries(local_cloud):
+    outcome = _stream_with_failing_record(
         local_cloud.clients(),
         "report",
         {
@@ -171,18 +184,33 @@ def test_partial_batch_response_isolates_the_failing_record_and_gives_it_up_afte
             "MaximumRetryAttempts": 1,
         },
     )
-    assert processed == Counter(good), "every good record once: the checkpoint moved past what succeeded"
-    [failure] = failures
+    assert set(outcome.processed) == set(outcome.good), "every good record processed, the poison one never"
+    [failure] = outcome.failures
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    assert failure["DDBStreamBatchInfo"]["batchSize"] == 1, "the poison record alone was given up"
+    # Cut at the reported record (a partial response is not halved): what is given up
+    # starts there, and the records after it were retried with it.
+    assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == outcome.poison_sequence_number
     assert failure["requestContext"]["approximateInvokeCount"] >= 2, "one call and one retry of it"
+    assert "functionError" not in failure["responseContext"], "the function answered; it did not fail"
 
 
 def test_function_error_bisects_the_batch_down_to_the_failing_record(local_cloud):
-    good, processed, failures = _stream_with_failing_record(
+    outcome = _stream_with_failing_record(
         local_cloud.clients(), "raise", {"BisectBatchOnFunctionError": True, "MaximumRetryAttempts": 0}
     )
-    assert processed == Counter(good), "halves without the poison record succeed, once each"
-    [failure] = failures
+    assert outcome.processed == Counter(outcome.good), "halves without the poison record succeed, once each"
+    [failure] = outcome.failures
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert failure["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == outcome.poison_sequence_number
+
+
+def test_a_batch_failing_forever_is_given_up_once_its_records_pass_the_maximum_age(local_cloud):
+    # No bisect, no retry limit: only MaximumRecordAgeInSeconds (60 s at least on AWS) frees
+    # the shard. The engine as released did this too; the patch re-implements it.
+    outcome = _stream_with_failing_record(
+        local_cloud.clients(), "raise", {"MaximumRecordAgeInSeconds": 60}, timeout=120
+    )
+    assert {f["requestContext"]["condition"] for f in outcome.failures} == {"MaxRecordAgeExceeded"}
+    given_up = sum(f["DDBStreamBatchInfo"]["batchSize"] for f in outcome.failures)
+    assert sum(outcome.processed.values()) + given_up == 6, "each record processed once or given up"
