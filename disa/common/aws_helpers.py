@@ -17,10 +17,13 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 T = TypeVar("T")
 
 
-def subscribe_queue(sqs: Any, sns: Any, topic_arn: str, name: str, raw: bool = True) -> str:
+def subscribe_queue(
+    sqs: Any, sns: Any, topic_arn: str, name: str, raw: bool = True, filter_policy: dict[str, Any] | None = None
+) -> str:
     """An SQS queue (created if missing; FIFO for a FIFO topic, whose name then ends in
     .fifo) subscribed to ``topic_arn``, which only that topic may send to; returns the
-    queue's URL. ``raw``: the body is the message itself, not SNS's JSON envelope."""
+    queue's URL. ``raw``: the body is the message itself, not SNS's JSON envelope;
+    ``filter_policy``: the subscription's filter on message attributes."""
     fifo = topic_arn.endswith(".fifo")
     url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"} if fifo else {})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -39,9 +42,10 @@ def subscribe_queue(sqs: Any, sns: Any, topic_arn: str, name: str, raw: bool = T
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
     existing = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
     if not any(s["Endpoint"] == arn for s in existing):
-        sns.subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": str(raw).lower()}
-        )
+        attributes = {"RawMessageDelivery": str(raw).lower()}
+        if filter_policy is not None:
+            attributes["FilterPolicy"] = json.dumps(filter_policy)
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
     return url
 
 

@@ -88,3 +88,14 @@ def test_received_messages_reads_and_deletes_everything_and_waits_for_stragglers
     late.start()
     assert [m["Body"] for m in received_messages(sqs, url, wait_seconds=2)] == ["late"]
     late.join()
+
+
+def test_subscribe_queue_with_a_filter_policy_receives_only_matching_messages(moto_engine):
+    sqs, sns = boto3.client("sqs", region_name=REGION), boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="filtered")["TopicArn"]
+    url = subscribe_queue(sqs, sns, topic, "wanted-only", filter_policy={"kind": ["wanted"]})
+    for kind in ("wanted", "other"):
+        sns.publish(
+            TopicArn=topic, Message=kind, MessageAttributes={"kind": {"DataType": "String", "StringValue": kind}}
+        )
+    assert [m["Body"] for m in received_messages(sqs, url)] == ["wanted"]

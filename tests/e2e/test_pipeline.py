@@ -102,16 +102,13 @@ def test_a_batch_is_cut_at_an_unwritable_record_which_reaches_the_on_failure_que
 
 def test_an_attribute_filtered_subscription_receives_only_its_messages(local_stack):
     sqs, sns, topic = local_stack.clients("sqs"), local_stack.clients("sns"), local_stack.info.topic_arn
-    wanted_only = subscribe_queue(sqs, sns, topic, f"{STACK}-wanted-only")
+    wanted_only = subscribe_queue(sqs, sns, topic, f"{STACK}-wanted-only", filter_policy={"kind": ["wanted"]})
     queue_arn = sqs.get_queue_attributes(QueueUrl=wanted_only, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     [subscription] = [
         s["SubscriptionArn"]
         for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
         if s["Endpoint"] == queue_arn
     ]
-    sns.set_subscription_attributes(
-        SubscriptionArn=subscription, AttributeName="FilterPolicy", AttributeValue=json.dumps({"kind": ["wanted"]})
-    )
     try:
         for key, kind in (("fw", "wanted"), ("fo", "other")):
             local_stack.put(key, message={"S": f"a {kind} one"}, attributes={"M": {"kind": {"S": kind}}})

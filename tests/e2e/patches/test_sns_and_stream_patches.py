@@ -66,15 +66,7 @@ def test_state_machine_publish_delivers_message_attributes_to_filters_and_raw_qu
     sns, sqs = clients("sns"), clients("sqs")
     topic = sns.create_topic(Name=_unique("canary-attributes"))["TopicArn"]
     every = subscribe_queue(sqs, sns, topic, _unique("canary-every"))
-    only_wanted = subscribe_queue(sqs, sns, topic, _unique("canary-wanted"))
-    [subscription] = [
-        s["SubscriptionArn"]
-        for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
-        if s["Endpoint"].endswith(only_wanted.rsplit("/", 1)[1])
-    ]
-    sns.set_subscription_attributes(
-        SubscriptionArn=subscription, AttributeName="FilterPolicy", AttributeValue=json.dumps({"kind": ["wanted"]})
-    )
+    only_wanted = subscribe_queue(sqs, sns, topic, _unique("canary-wanted"), filter_policy={"kind": ["wanted"]})
 
     _publish_with_attributes(clients, topic, "wanted")
     _publish_with_attributes(clients, topic, "other")
