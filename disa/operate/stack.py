@@ -22,6 +22,7 @@ class StackInfo:
     publish_failures_alarm: str
     abandoned_items_alarm: str
     trigger_failures_alarm: str
+    stream_lag_alarm: str
     trigger_failure_queue_url: str
 
     @classmethod
@@ -39,9 +40,15 @@ class StackInfo:
             publish_failures_alarm=out["PublishFailuresAlarmName"],
             abandoned_items_alarm=out["AbandonedItemsAlarmName"],
             trigger_failures_alarm=out["TriggerFailuresAlarmName"],
+            stream_lag_alarm=out["StreamLagAlarmName"],
             trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
         )
 
     @property
-    def alarm_names(self) -> tuple[str, str, str]:
-        return (self.publish_failures_alarm, self.abandoned_items_alarm, self.trigger_failures_alarm)
+    def alarm_names(self) -> tuple[str, ...]:
+        return (
+            self.publish_failures_alarm,
+            self.abandoned_items_alarm,
+            self.trigger_failures_alarm,
+            self.stream_lag_alarm,
+        )

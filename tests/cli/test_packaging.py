@@ -56,7 +56,7 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
         # Contracts compile on first use: build one execution input from the zip's own files.
         "import random; from disa_lambda.logic import attempts;"
         "from disa_lambda.models.settings import TriggerSettings as S;"
-        "s = S('t', 'arn', False, 3, 300, 60, 600); k = {'id': {'S': 'k'}};"
+        "s = S('t', 'arn', False, 3, 300, 60, 600, 4); k = {'id': {'S': 'k'}};"
         "c = attempts.plan_claim(k, 1, 0, s, random.Random(1));"
         "attempts.execution_input(k, c, attempts.publish_parameters(k, {'message': {'S': 'm'}}, False, 't0'));"
         "print('ok')"

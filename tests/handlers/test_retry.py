@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 import time
 
 import pytest
 from disa_lambda.dal.due_index import DueIndex
+from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.job_state import JobState
+from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.handlers import retry, trigger
-from disa_lambda.logic import retries
+from disa_lambda.logic import retries, sweep
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
 from tests.support.events import load_event, stream_event, stream_record
@@ -103,8 +108,8 @@ class SnapshotIndex:
     def __init__(self, snapshot):
         self._snapshot = snapshot
 
-    def due_items(self, shard, now_epoch, page_size):
-        return iter([i for i in self._snapshot if i["dueShard"]["S"] == shard])
+    def due_pages(self, shard, now_epoch, page_size):
+        return iter([[i for i in self._snapshot if i["dueShard"]["S"] == shard]])
 
 
 def test_overlapping_runs_start_each_item_once(moto_stack, context):
@@ -112,7 +117,9 @@ def test_overlapping_runs_start_each_item_once(moto_stack, context):
         failed_item(moto_stack, key)
     settings = moto_stack.retry_settings()
     index = DueIndex(settings.TABLE_NAME)
-    seen_by_slow_run = [i for s in range(DUE_INDEX_SHARDS) for i in index.due_items(str(s), int(time.time()), 100)]
+    seen_by_slow_run = [
+        i for s in range(DUE_INDEX_SHARDS) for page in index.due_pages(str(s), int(time.time()), 100) for i in page
+    ]
 
     fast = retry.lambda_handler(load_event("scheduled-event"), context)
     deps = retry.dependencies()
@@ -121,6 +128,7 @@ def test_overlapping_runs_start_each_item_once(moto_stack, context):
         SnapshotIndex(seen_by_slow_run),
         deps.store,
         deps.workflow,
+        deps.job_state,
         time.time,
         random.Random(1),
         lambda: 300_000,
@@ -130,6 +138,38 @@ def test_overlapping_runs_start_each_item_once(moto_stack, context):
     assert fast["started"] == 3
     assert slow.started == 0 and slow.lost_races == 3
     assert sorted(m["Body"] for m in moto_stack.received_messages()) == ["retry o1", "retry o2", "retry o3"]
+
+
+def test_overlapping_runs_split_the_shards_instead_of_racing(moto_stack, context):
+    failed_item(moto_stack, "busy")  # due-index shard 3
+    retry.dependencies().job_state.take_shard("3", "another-run", int(time.time()), int(time.time()) + 300)
+
+    held_elsewhere = retry.lambda_handler(load_event("scheduled-event"), context)
+    assert held_elsewhere["shards_busy"] == [3] and 3 not in held_elsewhere["shards_done"]
+    assert held_elsewhere["due"] == 0 and moto_stack.status("busy") is Status.FAILED
+
+    retry.dependencies().job_state.release_shard("3", "another-run")
+    after_release = retry.lambda_handler(load_event("scheduled-event"), context)
+    moto_stack.wait_for_executions()
+    assert after_release["started"] == 1 and sorted(after_release["shards_done"]) == list(range(DUE_INDEX_SHARDS))
+    assert moto_stack.status("busy") is Status.SUCCESSFUL
+
+
+def test_runs_visit_the_shards_in_a_fair_order():
+    starts = {retries.shard_order(random.Random(seed))[0] for seed in range(64)}
+    orders = [retries.shard_order(random.Random(seed)) for seed in range(8)]
+    assert starts == set(range(DUE_INDEX_SHARDS)), "no shard is always first, none always last"
+    assert all(sorted(order) == list(range(DUE_INDEX_SHARDS)) for order in orders), "every shard once per run"
+
+
+def test_many_due_items_are_claimed_concurrently_and_each_started_once(moto_stack, context):
+    for n in range(40):
+        failed_item(moto_stack, f"m{n}")
+    report = retry.lambda_handler(load_event("scheduled-event"), context)
+    moto_stack.wait_for_executions()
+
+    assert (report["due"], report["started"], report["failed"]) == (40, 40, 0)
+    assert sorted(m["Body"] for m in moto_stack.received_messages()) == sorted(f"retry m{n}" for n in range(40))
 
 
 def _sweep_all_segments(context) -> list[dict]:
@@ -191,3 +231,40 @@ def test_a_late_stream_record_after_the_sweep_sends_nothing_more(moto_stack, con
     moto_stack.wait_for_executions()
     assert [m["Body"] for m in moto_stack.received_messages()] == ["once"]
     assert moto_stack.status("late") is Status.SUCCESSFUL
+
+
+class TwoItemPages:
+    """Scan pages of two items, so a small table has many pages (AWS pages at 1 MB)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def scan(self, **request):
+        return self._client.scan(**request, Limit=2)
+
+
+def test_the_sweep_resumes_each_segment_where_its_last_visit_stopped(moto_stack):
+    keys = [f"u{n:02d}" for n in range(9)]
+    for key in keys:
+        moto_stack.put({"id": {"S": key}, "message": {"S": key}})
+    settings = dataclasses.replace(moto_stack.retry_settings(), SWEEP_SEGMENTS=1, SWEEP_SECONDS_PER_RUN=3)
+    ddb = moto_stack.clients["dynamodb"]
+    scanner = UnstatusedItems(settings.TABLE_NAME, TwoItemPages(ddb))
+    store, cursors = ItemStore(settings.TABLE_NAME, ddb), JobState(settings.JOB_STATE_TABLE_NAME, ddb)
+    ticks = itertools.count(start=1_800_000_000)  # every look at the clock is one second later
+
+    def visit() -> sweep.SweepReport:
+        return sweep.run(
+            settings, scanner, store, None, cursors, lambda: next(ticks), random.Random(1), lambda: 300_000
+        )
+
+    visits = [visit()]
+    while not visits[-1].segment_finished and len(visits) < 20:
+        visits.append(visit())
+
+    assert len(visits) > 2 and visits[0].truncated and not visits[0].resumed
+    assert all(v.resumed for v in visits[1:]), "every later visit starts at the saved cursor"
+    assert sorted(k for k in keys if Field.SWEPT_AT in moto_stack.item(k)) == keys, "each item marked"
+    assert sum(v.marked for v in visits) == len(keys), "and marked once: no visit restarted at the top"
+    assert all(v.pages >= 1 for v in visits), "each visit finishes at least the page it began"
+    assert cursors.sweep_cursor(0, 1) is None, "a finished segment starts at its top next pass"

@@ -6,9 +6,11 @@ import json
 import time
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from disa_lambda.handlers import trigger
+from disa_lambda.handlers import retry, trigger
+from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.models.status import Field, Status
+from moto.core.exceptions import AWSError
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from tests.support.events import load_event, stream_event, stream_record
 from tests.support.item_limit import full_item
@@ -135,26 +137,73 @@ def test_an_item_at_the_size_limit_is_reported_alone_and_neighbours_are_delivere
     assert moto_stack.status("full") is None
 
 
-def test_a_batch_none_of_whose_items_can_be_written_fails_the_invocation(moto_stack, context):
+def test_a_batch_none_of_whose_items_can_be_written_reports_every_record(moto_stack, context):
     records = [insert(moto_stack, item("t1", message={"S": "a"})), insert(moto_stack, item("t2", message={"S": "b"}))]
     moto_stack.clients["dynamodb"].delete_table(TableName=moto_stack.table)  # the store is gone
 
-    # Lambda then retries and bisects the batch, and after its retry cap sends the batch's
-    # description to the on-failure queue, whose alarm fires.
-    with pytest.raises(BatchProcessingError):
-        trigger.lambda_handler(stream_event(*records), context)
+    # Lambda then retries the batch from its first record, and after its retry cap sends
+    # the batch's description to the on-failure queue, whose alarm fires.
+    response = trigger.lambda_handler(stream_event(*records), context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records]}
     assert moto_stack.received_messages() == []
 
 
-def test_failed_start_leaves_the_item_claimed_for_the_retry_job(moto_stack, context, monkeypatch):
-    monkeypatch.setenv("STATE_MACHINE_ARN", moto_stack.state_machine_arn + "-missing")
-    trigger.dependencies.cache_clear()
+class Throttled(AWSError):
+    TYPE = "ThrottlingException"
+    STATUS = 400
+
+
+def throttle_starts(monkeypatch, times: int) -> list[str]:
+    """StartExecution refused as throttled ``times`` times, then accepted."""
+    real_start, refused = StepFunctionsParserBackend.start_execution, []
+
+    def throttled_start(self, *args, **kwargs):
+        if len(refused) < times:
+            refused.append("throttled")
+            raise Throttled("Rate exceeded")
+        return real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(StepFunctionsParserBackend, "start_execution", throttled_start)
+    return refused
+
+
+def test_a_throttled_start_is_retried_inside_the_invocation(moto_stack, context, monkeypatch):
+    refused = throttle_starts(monkeypatch, times=2)
+    response = trigger.lambda_handler(stream_event(insert(moto_stack, item("s0", message={"S": "soon"}))), context)
+    moto_stack.wait_for_executions()
+
+    assert response == {"batchItemFailures": []}
+    assert refused == ["throttled", "throttled"]
+    delivered = moto_stack.item("s0")
+    assert Status.of(delivered) is Status.SUCCESSFUL and delivered[Field.ATTEMPT]["N"] == "1"
+
+
+def test_a_start_that_never_happened_is_not_an_attempt(moto_stack, context, monkeypatch):
+    refused = throttle_starts(monkeypatch, times=4)  # every try of one invocation
     before = time.time()
     response = trigger.lambda_handler(stream_event(insert(moto_stack, item("s1", message={"S": "later"}))), context)
 
     assert response == {"batchItemFailures": []}, "a redelivery would find the claim and start nothing"
-    claimed = moto_stack.item("s1")
-    assert Status.of(claimed) is Status.PENDING
-    lease = moto_stack.trigger_settings().LEASE_SECONDS
-    assert int(before) + lease <= int(claimed[Field.DUE_AT]["N"]) <= time.time() + lease, "due when its lease ends"
-    assert moto_stack.wait_for_executions() == []
+    assert len(refused) == 4 and moto_stack.wait_for_executions() == []
+    deferred = moto_stack.item("s1")
+    assert Status.of(deferred) is Status.PENDING and deferred[Field.ATTEMPT]["N"] == "0"
+    assert int(before) <= int(deferred[Field.DUE_AT]["N"]) <= time.time(), "due for the retry job at once"
+    assert deferred[Field.STATUS_REASON]["S"].startswith("attempt 1 not started yet")
+
+    report = retry.lambda_handler(load_event("scheduled-event"), context)  # throttling is over
+    moto_stack.wait_for_executions()
+
+    assert report["started"] == 1
+    delivered = moto_stack.item("s1")
+    assert Status.of(delivered) is Status.SUCCESSFUL and delivered[Field.ATTEMPT]["N"] == "1", "attempt 1 again"
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["later"]
+
+
+def test_records_not_begun_before_the_reserve_are_reported_for_the_next_batch(moto_stack, context):
+    records = [insert(moto_stack, item(f"late{n}", message={"S": "x"})) for n in range(3)]
+    context.remaining_ms = TIME_RESERVE_MS - 1
+
+    response = trigger.lambda_handler(stream_event(*records), context)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records]}
+    assert all(moto_stack.status(f"late{n}") is None for n in range(3)), "nothing begun, nothing claimed"

@@ -60,6 +60,7 @@ class MotoStack:
             "DeletionProtection": "false",
         }
         self.table = self._create_table()
+        self.job_state_table = self._create_job_state_table()
         self.topic_arn = self._create_topic()
         self.queue_url, self.envelope_queue_url = self._subscribe_queues()
         self.state_machine_arn = self._create_state_machine()
@@ -85,6 +86,16 @@ class MotoStack:
                 "SSEType": props["SSESpecification"]["SSEType"],
                 "KMSMasterKeyId": props["SSESpecification"]["KMSMasterKeyId"],
             },
+        )
+        return props["TableName"]
+
+    def _create_job_state_table(self) -> str:
+        props = resolve(resources("table", "AWS::DynamoDB::Table")["JobStateTable"]["Properties"], self.params)
+        self.clients["dynamodb"].create_table(
+            TableName=props["TableName"],
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
         )
         return props["TableName"]
 
@@ -130,12 +141,14 @@ class MotoStack:
             "FailureAlarmThreshold": "1",
             "AlarmPeriodSeconds": "60",
             "TriggerFailureQueueName": f"{NAME_PREFIX}-trigger-failures",
+            "TriggerFunctionName": f"{NAME_PREFIX}-trigger",
         }
         names = {}
         for logical_id, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
             props = resolve(alarm["Properties"], params)
-            for number in ("Period", "EvaluationPeriods"):
-                props[number] = int(props[number])
+            for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+                if number in props:
+                    props[number] = int(props[number])
             props["Threshold"] = float(props["Threshold"])
             self.clients["cloudwatch"].put_metric_alarm(**props)
             names[logical_id] = props["AlarmName"]
@@ -156,6 +169,7 @@ class MotoStack:
             "PublishFailuresAlarmName": self.alarms_by_logical_id["PublishFailuresAlarm"],
             "AbandonedItemsAlarmName": self.alarms_by_logical_id["AbandonedItemsAlarm"],
             "TriggerFailuresAlarmName": self.alarms_by_logical_id["TriggerFailuresAlarm"],
+            "StreamLagAlarmName": self.alarms_by_logical_id["StreamLagAlarm"],
             "KeyArn": self.params["KeyArn"],
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
@@ -193,6 +207,8 @@ class MotoStack:
                 "RetryIntervalMinutes": "1",
                 "SweepSegments": "4",
                 "SweepGraceSeconds": "600",
+                "SweepSecondsPerRun": "30",
+                "JobStateTableName": self.job_state_table,
             },
         )
         return {name: str(value) for name, value in values.items()}

@@ -7,6 +7,8 @@ import re
 
 import pytest
 from disa_lambda import contracts
+from disa_lambda.dal import clients
+from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
@@ -32,11 +34,11 @@ def test_asl_writes_only_attributes_the_contract_reserves_for_the_pipeline():
         params = state.get("Parameters", {})
         if "UpdateExpression" in params:
             names = params.get("ExpressionAttributeNames", {})
-            set_part, _, remove_part = params["UpdateExpression"].partition(" REMOVE ")
+            set_part, _, remove_part = (" " + params["UpdateExpression"]).partition(" REMOVE ")
             targets = re.findall(r"([#\w]+)\s*=", set_part.removeprefix("SET "))
             targets += [t.strip() for t in remove_part.split(",") if t.strip()]
             written.update(names.get(t, t) for t in targets)
-    assert written >= {Field.STATUS, Field.MESSAGE_ID, Field.LAST_ERROR, Field.DUE_AT}, "every update was read"
+    assert written >= {Field.STATUS, Field.MESSAGE_ID, Field.LAST_ERROR, Field.DUE_AT, Field.PUBLISH_RIGHT}
     assert written <= reserved, written - reserved
 
 
@@ -67,6 +69,28 @@ def test_lease_outlasts_any_execution():
     assert timeout <= 300, "EXPRESS workflows run at most five minutes"
 
 
+def _function(name: str) -> dict:
+    return template("functions")["Resources"][name]["Properties"]
+
+
+def test_no_batch_or_retry_run_outlives_its_function():
+    """An item begun is at most three calls (claim, start, deferral) of at most
+    worst_call_seconds each, and nothing is begun with less than TIME_RESERVE_MS left."""
+    worst_item_ms = 3 * clients.worst_call_seconds() * 1000
+    assert worst_item_ms <= TIME_RESERVE_MS
+    trigger_ms = 1000 * int(_function("TriggerFunction")["Timeout"])
+    assert trigger_ms > TIME_RESERVE_MS, "the trigger has time to begin records at all"
+    sweep_budget = template("functions")["Parameters"]["SweepSecondsPerRun"]
+    retry_ms = 1000 * int(_function("RetryFunction")["Timeout"])
+    # The sweep's budget comes off the top; the sweep itself begins nothing with less than the reserve left.
+    assert 1000 * int(sweep_budget["MaxValue"]) + TIME_RESERVE_MS < retry_ms
+
+
+def test_every_worker_thread_has_a_connection_of_its_own():
+    for name in ("TriggerFunction", "RetryFunction"):
+        assert int(_function(name)["Environment"]["Variables"]["WORKERS"]) <= clients.MAX_POOL_CONNECTIONS, name
+
+
 def test_due_index_projects_what_the_retry_job_reads():
     gsi = resources("table", "AWS::DynamoDB::Table")["Table"]["Properties"]["GlobalSecondaryIndexes"]
     [index] = [g for g in gsi if g["IndexName"] == DUE_INDEX_NAME]
@@ -81,6 +105,20 @@ def test_stream_mapping_is_filtered_bounded_and_reports_partial_failures():
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "OnFailure" in mapping["DestinationConfig"]
     assert "MaximumRetryAttempts" in mapping and "BatchSize" in mapping
+    assert mapping["ParallelizationFactor"] == {"Ref": "StreamParallelizationFactor"}
+    assert mapping["MaximumRecordAgeInSeconds"] == -1, "records are given up by the retry limit, not by age"
+
+
+def test_trigger_failures_alarm_counts_messages_sent_not_messages_waiting():
+    props = resources("alarms", "AWS::CloudWatch::Alarm")["TriggerFailuresAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/SQS", "NumberOfMessagesSent", "Sum")
+
+
+def test_stream_lag_alarm_watches_the_trigger_iterator_age_well_inside_the_stream_retention():
+    props = resources("alarms", "AWS::CloudWatch::Alarm")["StreamLagAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/Lambda", "IteratorAge")
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "TriggerFunctionName"}}]
+    assert 60_000 <= props["Threshold"] <= 3_600_000, "minutes of lag, hours before records leave the stream"
 
 
 def test_alarms_cannot_sit_in_insufficient_data_and_notify_both_ways():

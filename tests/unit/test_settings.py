@@ -21,6 +21,9 @@ ENV = {
     "RETRY_INTERVAL_MINUTES": "1",
     "SWEEP_SEGMENTS": "60",
     "SWEEP_GRACE_SECONDS": "600",
+    "SWEEP_SECONDS_PER_RUN": "30",
+    "JOB_STATE_TABLE_NAME": "jobs",
+    "WORKERS": "8",
 }
 
 

@@ -193,6 +193,42 @@ def test_duplicate_start_of_one_claim_publishes_once(moto_stack):
     assert len(moto_stack.received_messages()) == 1
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-the-other", "at-the-same-time"])
+def test_two_runs_of_one_execution_publish_once(moto_stack, together):
+    """Express runs an execution at least once: a second run has the same input (and, on
+    AWS, the same name; moto would refuse a reused name, so the runs are named apart)."""
+    _, document = moto_stack.insert_and_claim("k6b", body("k6b"))
+    sfn = moto_stack.clients["stepfunctions"]
+    if together:
+        for name in ("run-1", "run-2"):
+            sfn.start_execution(stateMachineArn=moto_stack.state_machine_arn, name=name, input=json.dumps(document))
+        runs = moto_stack.wait_for_executions()
+    else:
+        runs = [run(moto_stack, "run-1", document), run(moto_stack, "run-2", document)]
+
+    assert sorted(r["status"] for r in runs) == ["SUCCEEDED", "SUCCEEDED"]
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["body of k6b"]
+    item = moto_stack.item("k6b")
+    assert Status.of(item) is Status.SUCCESSFUL and Field.PUBLISH_RIGHT not in item
+
+
+def test_a_run_after_one_that_died_holding_the_right_publishes_nothing_and_the_lease_recovers(moto_stack):
+    claim, document = moto_stack.insert_and_claim("k6c", body("k6c"))
+    moto_stack.clients["dynamodb"].update_item(  # the first run took the right, then died
+        TableName=moto_stack.table, Key={"id": {"S": "k6c"}}, UpdateExpression=f"REMOVE {Field.PUBLISH_RIGHT}"
+    )
+    rerun = run(moto_stack, "rerun", document)
+
+    assert rerun["status"] == "SUCCEEDED" and moto_stack.received_messages() == []
+    waiting = moto_stack.item("k6c")
+    assert Status.of(waiting) is Status.PENDING and waiting[Field.CLAIM_TOKEN]["S"] == claim.token, "left to its lease"
+
+    _, next_document = moto_stack.reclaim("k6c", body("k6c"), previous=claim)  # the lease ended
+    run(moto_stack, "next-attempt", next_document)
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["body of k6c"]
+    assert moto_stack.status("k6c") is Status.SUCCESSFUL
+
+
 def test_late_execution_cannot_overwrite_successful(moto_stack):
     _, document = moto_stack.insert_and_claim("k7", body("k7"))
     run(moto_stack, "x8", document)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import boto3
 from botocore.exceptions import ClientError
 
+from disa_lambda.dal import clients
 from disa_lambda.models.claim import Claim
 from disa_lambda.models.exceptions import ItemUnwritable, StoreUnavailable
 from disa_lambda.models.status import Field, Status
@@ -21,14 +21,19 @@ _NAMES = {
     "#due": Field.DUE_AT,
     "#updated": Field.UPDATED_AT,
     "#swept": Field.SWEPT_AT,
+    "#right": Field.PUBLISH_RIGHT,
 }
 
 
-# What every claim writes: PENDING, the attempt, a fresh token, and the lease as dueAt.
 # DynamoDB's message (AWS and the local engine alike) when an update would pass 400 KB.
 _ITEM_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
-_CLAIM = "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, #updated = :now"
-_CLAIM_NAMES = ("#status", "#attempt", "#token", "#shard", "#due", "#updated")
+# What every claim writes: PENDING, the attempt, a fresh token, the lease as dueAt, and the
+# right to publish once, which the claim's execution takes (state-machine/publisher.asl.json).
+_CLAIM = (
+    "SET #status = :pending, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
+    "#updated = :now, #right = :token"
+)
+_CLAIM_NAMES = ("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#right")
 
 
 def _claim_values(claim: Claim, now_iso: str) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def _claim_values(claim: Claim, now_iso: str) -> dict[str, Any]:
 class ItemStore:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self._table = table_name
-        self._client = client or boto3.client("dynamodb")
+        self._client = client or clients.client("dynamodb")
 
     def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool:
         """PENDING attempt 1 for an item no one has touched. False if it already has a status."""
@@ -93,6 +98,29 @@ class ItemStore:
                 "attribute_not_exists(#status) AND attribute_not_exists(#swept)",
                 {":now": {"N": str(now_epoch)}},
                 names=("#status", "#swept"),
+                returns="NONE",
+            )
+            is not None
+        )
+
+    def defer_start(self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str) -> bool:
+        """The claim's execution did not start: the item is due again now, with its attempt
+        counter set back by one so that the retry job's next claim repeats this attempt
+        (a start that never happened is not an attempt). False if the claim was superseded."""
+        return (
+            self._update(
+                key,
+                "SET #attempt = :previous, #due = :due, #reason = :reason, #updated = :now",
+                "#status = :pending AND #token = :token",
+                {
+                    ":previous": {"N": str(claim.attempt - 1)},
+                    ":due": {"N": str(now_epoch)},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now_iso},
+                    ":pending": {"S": Status.PENDING.value},
+                    ":token": {"S": claim.token},
+                },
+                names=("#attempt", "#due", "#reason", "#updated", "#status", "#token"),
                 returns="NONE",
             )
             is not None

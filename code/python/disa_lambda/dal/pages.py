@@ -9,14 +9,18 @@ from botocore.exceptions import ClientError
 from disa_lambda.models.exceptions import StoreUnavailable
 
 
-def items(call: Callable[..., dict[str, Any]], request: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+def pages(
+    call: Callable[..., dict[str, Any]], request: dict[str, Any], what: str
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Each page's items with the key the next page starts after (None after the last)."""
     request = dict(request)
     while True:
         try:
             page = call(**request)
         except ClientError as error:
             raise StoreUnavailable(f"{what} failed: {error}") from error
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
+        next_key = page.get("LastEvaluatedKey")
+        yield page.get("Items", []), next_key
+        if next_key is None:
             return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        request["ExclusiveStartKey"] = next_key

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-import boto3
 from botocore.exceptions import ClientError
 
+from disa_lambda.dal import clients
 from disa_lambda.models.exceptions import WorkflowStartFailed
 
 
 class Workflow:
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
         self._arn = state_machine_arn
-        self._client = client or boto3.client("stepfunctions")
+        self._client = client or clients.client("stepfunctions")
 
     def start(self, name: str, document: Mapping[str, Any]) -> str:
         """Start one execution; returns its ARN.

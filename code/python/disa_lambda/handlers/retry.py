@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.job_state import JobState
 from disa_lambda.dal.metrics import MetricsSink
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
@@ -31,6 +32,7 @@ class RetryDependencies:
     store: ItemStore
     workflow: Workflow
     metrics: MetricsSink
+    job_state: JobState
 
 
 @cache
@@ -43,14 +45,25 @@ def dependencies() -> RetryDependencies:
         store=ItemStore(settings.TABLE_NAME),
         workflow=Workflow(settings.STATE_MACHINE_ARN),
         metrics=MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
+        job_state=JobState(settings.JOB_STATE_TABLE_NAME),
     )
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps, remaining_ms = dependencies(), context.get_remaining_time_in_millis
-    report = retries.run(deps.settings, deps.due_index, deps.store, deps.workflow, clock.now, _rng, remaining_ms)
-    swept = sweep.run(deps.settings, deps.unstatused, deps.store, deps.workflow, clock.now, _rng, remaining_ms)
+    sweep_budget_ms = 1000 * deps.settings.SWEEP_SECONDS_PER_RUN if deps.settings.SWEEP_SEGMENTS else 0
+
+    def left_for_retries() -> int:
+        # The sweep keeps its own budget: a backlog of retries cannot starve it.
+        return remaining_ms() - sweep_budget_ms
+
+    report = retries.run(
+        deps.settings, deps.due_index, deps.store, deps.workflow, deps.job_state, clock.now, _rng, left_for_retries
+    )
+    swept = sweep.run(
+        deps.settings, deps.unstatused, deps.store, deps.workflow, deps.job_state, clock.now, _rng, remaining_ms
+    )
     deps.metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
     result = {**asdict(report), "sweep": asdict(swept)}
     logger.info("retry run finished", **result)

@@ -1,29 +1,32 @@
 """Stream trigger: each DynamoDB INSERT record becomes a REJECTED item or a started execution.
 
-Partial batch responses report only records whose item could not be written; a record
-is never failed for bad content (that is REJECTED) nor for a failed start (the claim's
-lease hands it to the retry job), so one poison record cannot block the shard.
+The records of a batch are taken in concurrently (WORKERS threads, records of one key in
+stream order). The partial batch response reports only records whose item could not be
+written; a record is never failed for bad content (that is REJECTED) nor for a failed start
+(the claim is deferred to the retry job), so one poison record cannot block the shard.
+Records not begun before the invocation's reserve are reported too and come back in the
+next batch, so a batch never outlives the function's timeout.
 """
 
 from __future__ import annotations
 
+import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.workflow import Workflow
-from disa_lambda.logic import clock, intake
+from disa_lambda.logic import clock, fanout, intake
+from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import TriggerSettings
 from disa_lambda.observability import logger
 
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 _rng = random.SystemRandom()
 
 
@@ -42,20 +45,41 @@ def dependencies() -> TriggerDependencies:
     return TriggerDependencies(settings, ItemStore(settings.TABLE_NAME), Workflow(settings.STATE_MACHINE_ARN))
 
 
-def record_handler(record: DynamoDBRecord) -> str:
+def take_in(record: dict[str, Any]) -> intake.IntakeOutcome:
     deps = dependencies()
-    try:
-        outcome = intake.handle_insert(record.raw_event, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
-    except ItemUnwritable as unwritable:
-        # Reported as this record's failure: the mapping bisects the batch down to it and,
-        # after its retries, describes it on the on-failure queue (alarmed).
-        logger.error("item cannot take a status", reason=str(unwritable))
-        raise
-    logger.info("item taken in", outcome=outcome.value, key=record.raw_event["dynamodb"]["Keys"])
-    return outcome.value
+    outcome = intake.handle_insert(record, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
+    if outcome in (intake.IntakeOutcome.REJECTED, intake.IntakeOutcome.START_DEFERRED):
+        # Only what a person may look for is logged per item; the batch gets one summary line.
+        logger.info("item taken in", outcome=outcome.value, key=record["dynamodb"]["Keys"])
+    return outcome
+
+
+def _key_of(record: dict[str, Any]) -> str:
+    return json.dumps((record.get("dynamodb") or {}).get("Keys"), sort_keys=True)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    dependencies()  # settings errors surface once, at the start of the batch
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    settings = dependencies().settings  # settings errors surface once, at the start of the batch
+    records = event.get("Records", [])
+    outcomes = fanout.run_grouped(
+        records,
+        group_of=_key_of,
+        work=take_in,
+        workers=settings.WORKERS,
+        may_start=lambda: context.get_remaining_time_in_millis() >= TIME_RESERVE_MS,
+    )
+    failures, tally = [], Counter()
+    for record, outcome in zip(records, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            tally[type(outcome).__name__] += 1
+            if not isinstance(outcome, fanout.NotStarted):
+                # Reported as this record's failure: the mapping cuts the batch there and,
+                # after its retries, describes it on the on-failure queue (alarmed).
+                message = "item cannot take a status" if isinstance(outcome, ItemUnwritable) else "record failed"
+                logger.error(message, key=record["dynamodb"].get("Keys"), reason=str(outcome))
+        else:
+            tally[outcome.value] += 1
+    logger.info("batch taken in", records=len(records), **dict(tally))
+    return {"batchItemFailures": failures}

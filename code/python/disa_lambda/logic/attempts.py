@@ -71,6 +71,11 @@ def plan_claim(
     )
 
 
+def deferral_reason(claim: Claim, error: Exception) -> str:
+    """The statusReason of a claim whose execution did not start (shown while it waits)."""
+    return f"attempt {claim.attempt} not started yet, the retry job starts it: {error}"[:1000]
+
+
 def execution_name(key: Mapping[str, Any], claim: Claim) -> str:
     """Readable, unique per claim, within the 80-character limit of execution names."""
     return f"{key_digest(key)[:24]}-a{claim.attempt}-{claim.token[:16]}"

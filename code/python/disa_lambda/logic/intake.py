@@ -82,8 +82,11 @@ def take_in(
         return IntakeOutcome.ALREADY_HANDLED
     try:
         workflow.start(attempts.execution_name(key, claim), document)
-    except WorkflowStartFailed:
-        # The claim stands: when its lease ends the retry job claims the item again.
-        # Failing the record would not help, since a redelivery finds it claimed.
+    except WorkflowStartFailed as error:
+        # The SDK already retried the start with backoff. The claim stays, due now and
+        # set back to the attempt before, so the retry job repeats this attempt: a start
+        # that never happened does not count. Failing the record would not help, since a
+        # redelivery finds the item claimed.
+        store.defer_start(key, claim, attempts.deferral_reason(claim, error), int(now), now_iso)
         return IntakeOutcome.START_DEFERRED
     return IntakeOutcome.STARTED

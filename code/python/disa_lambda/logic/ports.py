@@ -8,16 +8,22 @@ from typing import Any, Iterator, Mapping, Protocol
 from disa_lambda.models.claim import Claim
 from disa_lambda.models.status import Status
 
-# Stop taking items when less than this is left of the invocation, so no claim is made
-# that the function could not follow with its StartExecution.
-TIME_RESERVE_MS = 10_000
+# Stop taking items when less than this is left of the invocation, so every item begun
+# can finish: one item is at most three AWS calls (claim, start, deferral), each at most
+# dal/clients.py's worst_call_seconds() (23 s) with retries and timeouts included
+# (tests/templates/test_contracts.py checks both this and the functions' timeouts).
+TIME_RESERVE_MS = 70_000
 
 
 class Starter(Protocol):
     def start(self, name: str, document: Mapping[str, Any]) -> str: ...
 
 
-class IntakeStore(Protocol):
+class DeferringStore(Protocol):
+    def defer_start(self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str) -> bool: ...
+
+
+class IntakeStore(DeferringStore, Protocol):
     def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool: ...
     def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
 
@@ -26,7 +32,7 @@ class SweepStore(IntakeStore, Protocol):
     def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool: ...
 
 
-class DueStore(Protocol):
+class DueStore(DeferringStore, Protocol):
     def claim_due(
         self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
     ) -> dict[str, Any] | None: ...
@@ -42,8 +48,22 @@ class DueStore(Protocol):
 
 
 class DueIndexReader(Protocol):
-    def due_items(self, shard: str, now_epoch: int, page_size: int) -> Iterator[dict[str, Any]]: ...
+    def due_pages(self, shard: str, now_epoch: int, page_size: int) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class ShardLeases(Protocol):
+    def take_shard(self, shard: str, owner: str, now_epoch: int, until_epoch: int) -> bool: ...
+    def release_shard(self, shard: str, owner: str) -> None: ...
 
 
 class UnstatusedScanner(Protocol):
-    def segment(self, segment: int, total_segments: int, page_size: int) -> Iterator[dict[str, Any]]: ...
+    def pages(
+        self, segment: int, total_segments: int, start_key: dict[str, Any] | None
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]: ...
+
+
+class SweepCursors(Protocol):
+    def sweep_cursor(self, segment: int, total_segments: int) -> dict[str, Any] | None: ...
+    def save_sweep_cursor(
+        self, segment: int, total_segments: int, cursor: dict[str, Any] | None, now_epoch: int
+    ) -> None: ...

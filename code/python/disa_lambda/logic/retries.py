@@ -3,18 +3,30 @@ next attempt, or ends it ABANDONED at the attempt cap."""
 
 from __future__ import annotations
 
+import json
 import random
+import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Callable, Mapping
 
-from disa_lambda.logic import attempts, clock
-from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, Starter
+from disa_lambda.logic import attempts, clock, fanout
+from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, ShardLeases, Starter
 from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
 from disa_lambda.models.exceptions import ItemUnpublishable, WorkflowStartFailed
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
 QUERY_PAGE_SIZE = 100
+REPORTED_ERRORS = 10  # error messages kept in a run's report (its log line); counts are complete
+
+
+class RetryOutcome(StrEnum):
+    STARTED = "started"
+    ABANDONED = "abandoned"
+    REJECTED = "rejected"
+    LOST_RACE = "lost-race"
+    START_DEFERRED = "start-deferred"
 
 
 @dataclass
@@ -25,6 +37,9 @@ class RetryReport:
     rejected: int = 0
     lost_races: int = 0
     start_deferred: int = 0
+    failed: int = 0
+    shards_done: list[int] = field(default_factory=list)
+    shards_busy: list[int] = field(default_factory=list)
     truncated: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -39,25 +54,103 @@ class RetryReport:
             "RetryDue": self.due,
         }
 
+    def count(self, outcome: RetryOutcome | BaseException) -> None:
+        if isinstance(outcome, fanout.NotStarted):
+            self.truncated = True
+            return
+        self.due += 1
+        if isinstance(outcome, BaseException):
+            # The item keeps its state (still due): the next run tries it again.
+            self.failed += 1
+            self._note(str(outcome))
+            return
+        attribute = {
+            RetryOutcome.STARTED: "started",
+            RetryOutcome.ABANDONED: "abandoned",
+            RetryOutcome.REJECTED: "rejected",
+            RetryOutcome.LOST_RACE: "lost_races",
+            RetryOutcome.START_DEFERRED: "start_deferred",
+        }[outcome]
+        setattr(self, attribute, getattr(self, attribute) + 1)
+
+    def _note(self, error: str) -> None:
+        if len(self.errors) < REPORTED_ERRORS:
+            self.errors.append(error)
+
+
+def shard_order(rng: random.Random) -> list[int]:
+    """Every shard once, starting at a random one: no shard is always last when a run is
+    cut short, and runs that overlap start apart."""
+    first = rng.randrange(DUE_INDEX_SHARDS)
+    return [(first + step) % DUE_INDEX_SHARDS for step in range(DUE_INDEX_SHARDS)]
+
 
 def run(
     settings: RetrySettings,
     index: DueIndexReader,
     store: DueStore,
     workflow: Starter,
+    leases: ShardLeases,
     now: Callable[[], float],
     rng: random.Random,
     remaining_ms: Callable[[], int],
 ) -> RetryReport:
+    """Redrive every due item of every shard this run can hold.
+
+    A run holds a shard (a conditional write in the jobs table) while it works on it, so
+    runs that overlap (a backlog outlasts the schedule's interval) take different shards
+    and add up instead of racing for the same items. Within a shard, a page of due items
+    is claimed and started concurrently by WORKERS threads."""
     report = RetryReport()
-    for shard in range(DUE_INDEX_SHARDS):
-        for due_item in index.due_items(str(shard), int(now()), QUERY_PAGE_SIZE):
-            if report.due >= settings.MAX_ITEMS_PER_RUN or remaining_ms() < TIME_RESERVE_MS:
-                report.truncated = True
-                return report
-            report.due += 1
-            _retry_one(due_item, settings, store, workflow, now(), rng, report)
+    owner = uuid.UUID(int=rng.getrandbits(128), version=4).hex
+
+    def may_start() -> bool:
+        return remaining_ms() >= TIME_RESERVE_MS and report.due < settings.MAX_ITEMS_PER_RUN
+
+    for shard in shard_order(rng):
+        if not may_start():
+            report.truncated = True
+            break
+        held_until = int(now()) + remaining_ms() // 1000 + 1
+        if not leases.take_shard(str(shard), owner, int(now()), held_until):
+            report.shards_busy.append(shard)
+            continue
+        try:
+            _retry_shard(str(shard), settings, index, store, workflow, now, rng, report, may_start)
+        finally:
+            leases.release_shard(str(shard), owner)
+        if report.truncated:
+            break
+        report.shards_done.append(shard)
     return report
+
+
+def _retry_shard(
+    shard: str,
+    settings: RetrySettings,
+    index: DueIndexReader,
+    store: DueStore,
+    workflow: Starter,
+    now: Callable[[], float],
+    rng: random.Random,
+    report: RetryReport,
+    may_start: Callable[[], bool],
+) -> None:
+    key_name = settings.KEY_ATTRIBUTE_NAME
+    for page in index.due_pages(shard, int(now()), QUERY_PAGE_SIZE):
+        # Every item of a page is a different key, so the page runs fully in parallel.
+        outcomes = fanout.run_grouped(
+            page,
+            group_of=lambda due_item: json.dumps(due_item[key_name], sort_keys=True),
+            work=lambda due_item: _retry_one(due_item, settings, store, workflow, now(), rng),
+            workers=settings.WORKERS,
+            may_start=may_start,
+        )
+        for outcome in outcomes:
+            report.count(outcome)
+        if report.truncated or not may_start():
+            report.truncated = True
+            return
 
 
 def _retry_one(
@@ -67,8 +160,7 @@ def _retry_one(
     workflow: Starter,
     now: float,
     rng: random.Random,
-    report: RetryReport,
-) -> None:
+) -> RetryOutcome:
     key = {settings.KEY_ATTRIBUTE_NAME: due_item[settings.KEY_ATTRIBUTE_NAME]}
     status = due_item[Field.STATUS]["S"]
     token = due_item[Field.CLAIM_TOKEN]["S"]
@@ -81,15 +173,12 @@ def _retry_one(
             else f"gave up after {attempt} attempts"
         )
         if store.finish_unclaimable(key, status, token, Status.ABANDONED, reason, now_iso):
-            report.abandoned += 1
-        else:
-            report.lost_races += 1
-        return
+            return RetryOutcome.ABANDONED
+        return RetryOutcome.LOST_RACE
     claim = attempts.plan_claim(key, attempt + 1, now, settings, rng)
     item = store.claim_due(key, status, token, claim, now_iso)
     if item is None:
-        report.lost_races += 1
-        return
+        return RetryOutcome.LOST_RACE
     # The item is read again as it is now: an owner may have corrected it since it failed.
     body = {name: value for name, value in item.items() if name not in key}
     problem = find_problem({name: value for name, value in body.items() if name not in pipeline_owned_fields()})
@@ -100,12 +189,11 @@ def _retry_one(
         document = attempts.execution_input(key, claim, publish)
     except ItemUnpublishable as unpublishable:
         store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
-        report.rejected += 1
-        return
+        return RetryOutcome.REJECTED
     try:
         workflow.start(attempts.execution_name(key, claim), document)
     except WorkflowStartFailed as error:
-        report.start_deferred += 1
-        report.errors.append(str(error))
-        return
-    report.started += 1
+        # Not an attempt: the claim is set back so the next run repeats this attempt number.
+        store.defer_start(key, claim, attempts.deferral_reason(claim, error), int(now), now_iso)
+        return RetryOutcome.START_DEFERRED
+    return RetryOutcome.STARTED

@@ -2,10 +2,11 @@
 a record older than the stream's 24 hours, a batch sent to the on-failure queue) and takes
 them in as the trigger would.
 
-Each retry run scans one segment of the table, the next one each run, so the whole table is
-covered every SWEEP_SEGMENTS runs. An item without a status is marked on first sight and
-taken in once SWEEP_GRACE_SECONDS have passed, which leaves fresh inserts to the trigger;
-if both reach an item, the conditional claim lets only one start it.
+Each retry run sweeps one segment of the table (the next one each run) from where the last
+visit to that segment stopped, within its own time budget, so the whole table is covered
+every SWEEP_SEGMENTS runs on small tables and over several rounds on large ones. An item
+without a status is marked on first sight and taken in once SWEEP_GRACE_SECONDS have
+passed, which leaves fresh inserts to the trigger; if both reach an item, the conditional claim lets only one start it.
 """
 
 from __future__ import annotations
@@ -15,29 +16,31 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from disa_lambda.logic import intake
-from disa_lambda.logic.ports import TIME_RESERVE_MS, Starter, SweepStore, UnstatusedScanner
+from disa_lambda.logic.ports import TIME_RESERVE_MS, Starter, SweepCursors, SweepStore, UnstatusedScanner
 from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import Field
 
-SCAN_PAGE_SIZE = 100
 REPORTED_UNWRITABLE = 10  # reasons kept in a run's report (its log line); the count is complete
 
 
 @dataclass
 class SweepReport:
     segment: int = -1
+    resumed: bool = False
+    pages: int = 0
     seen: int = 0
     marked: int = 0
     taken_in: int = 0
     rejected: int = 0
     unwritable: int = 0
     unwritable_reasons: list[str] = field(default_factory=list)
+    segment_finished: bool = False
     truncated: bool = False
 
 
 def segment_for(now: float, settings: RetrySettings) -> int:
-    """The segment this run scans: one further each scheduled run."""
+    """The segment this run sweeps: one further each scheduled run."""
     return int(now // 60 // settings.RETRY_INTERVAL_MINUTES) % settings.SWEEP_SEGMENTS
 
 
@@ -46,27 +49,49 @@ def run(
     scanner: UnstatusedScanner,
     store: SweepStore,
     workflow: Starter,
+    cursors: SweepCursors,
     now: Callable[[], float],
     rng: random.Random,
     remaining_ms: Callable[[], int],
 ) -> SweepReport:
+    """Sweep this run's segment from where its last visit stopped, for at most
+    SWEEP_SECONDS_PER_RUN, 1 MB pages at a time; the cursor is saved after each page, so a
+    large table is covered across visits instead of restarting at the top each time."""
     report = SweepReport()
     if settings.SWEEP_SEGMENTS == 0:
         return report
-    report.segment = segment_for(now(), settings)
-    for item in scanner.segment(report.segment, settings.SWEEP_SEGMENTS, SCAN_PAGE_SIZE):
-        if remaining_ms() < TIME_RESERVE_MS:
+    started = now()
+    report.segment = segment_for(started, settings)
+    total = settings.SWEEP_SEGMENTS
+
+    def within_budget() -> bool:
+        return now() - started < settings.SWEEP_SECONDS_PER_RUN
+
+    start_key = cursors.sweep_cursor(report.segment, total)
+    report.resumed = start_key is not None
+    for items, next_key in scanner.pages(report.segment, total, start_key):
+        # A page begun is finished even past the budget (only the invocation's reserve
+        # stops it), so every visit moves the cursor on: no page can stall the sweep.
+        for item in items:
+            if remaining_ms() < TIME_RESERVE_MS:
+                # This page is read again next visit; marks and claims are conditional.
+                report.truncated = True
+                return report
+            report.seen += 1
+            try:
+                _sweep_item(item, settings, store, workflow, now, rng, report)
+            except ItemUnwritable as unwritable:
+                # One item no status fits on must not stop the sweep of every other one; the
+                # trigger already sent its record to the on-failure queue, whose alarm fires.
+                report.unwritable += 1
+                if len(report.unwritable_reasons) < REPORTED_UNWRITABLE:
+                    report.unwritable_reasons.append(str(unwritable))
+        cursors.save_sweep_cursor(report.segment, total, next_key, int(now()))
+        report.pages += 1
+        if next_key is not None and not within_budget():
             report.truncated = True
             return report
-        report.seen += 1
-        try:
-            _sweep_item(item, settings, store, workflow, now, rng, report)
-        except ItemUnwritable as unwritable:
-            # One item no status fits on must not stop the sweep of every other one; the
-            # trigger already sent its record to the on-failure queue, whose alarm fires.
-            report.unwritable += 1
-            if len(report.unwritable_reasons) < REPORTED_UNWRITABLE:
-                report.unwritable_reasons.append(str(unwritable))
+    report.segment_finished = True
     return report
 
 

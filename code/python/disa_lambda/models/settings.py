@@ -49,6 +49,7 @@ class PublishingSettings:
     LEASE_SECONDS: int
     RETRY_BASE_DELAY_SECONDS: int
     RETRY_MAX_DELAY_SECONDS: int
+    WORKERS: int  # threads that claim and start items concurrently within one invocation
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
@@ -67,6 +68,7 @@ class PublishingSettings:
             "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 60),
             "RETRY_BASE_DELAY_SECONDS": base,
             "RETRY_MAX_DELAY_SECONDS": ceiling,
+            "WORKERS": _int(env, "WORKERS", 1),
         }
 
     @classmethod
@@ -94,6 +96,8 @@ class RetrySettings(PublishingSettings):
     RETRY_INTERVAL_MINUTES: int = 1
     SWEEP_SEGMENTS: int = 0
     SWEEP_GRACE_SECONDS: int = 0
+    SWEEP_SECONDS_PER_RUN: int = 0
+    JOB_STATE_TABLE_NAME: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None):
@@ -107,4 +111,6 @@ class RetrySettings(PublishingSettings):
             RETRY_INTERVAL_MINUTES=_int(env, "RETRY_INTERVAL_MINUTES", 1),
             SWEEP_SEGMENTS=_int(env, "SWEEP_SEGMENTS", 0),
             SWEEP_GRACE_SECONDS=_int(env, "SWEEP_GRACE_SECONDS", 0),
+            SWEEP_SECONDS_PER_RUN=_int(env, "SWEEP_SECONDS_PER_RUN", 1),
+            JOB_STATE_TABLE_NAME=_str(env, "JOB_STATE_TABLE_NAME"),
         )

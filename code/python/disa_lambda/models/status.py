@@ -61,6 +61,9 @@ class Field:
     LAST_ERROR = "lastError"
     LAST_CAUSE = "lastCause"
     SWEPT_AT = "sweptAt"  # when the sweep first saw the item without a status
+    # Granted by each claim (its claimToken), taken by the claim's execution just before it
+    # publishes: a second run of one Express execution finds it gone and publishes nothing.
+    PUBLISH_RIGHT = "publishRight"
 
 
 # The due index is sharded so that a burst of in-flight items does not write to one hot
