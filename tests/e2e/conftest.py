@@ -95,14 +95,15 @@ CHANGED_DESCRIPTION = "Validates each inserted item and starts its publisher exe
 
 
 def _changed_templates(root: Path) -> Path:
-    """A copy of the templates in which one nested template differs: the trigger's memory
+    """A copy of the templates in which one nested template differs: the trigger's timeout
     and description."""
     for folder in (paths.CFT_DIR, paths.STATE_MACHINE_DIR):
         shutil.copytree(folder, root / folder.relative_to(paths.ROOT))
     functions = root / "cft" / "nested-stacks" / "functions.yaml"
     text = functions.read_text()
     text = text.replace("Validates each inserted item and starts its publisher execution.", CHANGED_DESCRIPTION, 1)
-    functions.write_text(text.replace("MemorySize: 256", "MemorySize: 512", 1))
+    assert text.count("Timeout: 120") == 1, "the trigger's timeout, and only it"
+    functions.write_text(text.replace("Timeout: 120", "Timeout: 150", 1))
     return root
 
 
