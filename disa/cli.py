@@ -19,7 +19,7 @@ from disa.deploy import packaging, stacks
 from disa.drills import bench, chaos, demo
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
-from disa.operate import items
+from disa.operate import cost, items
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
 from disa.operate.status import status_report
@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_command.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
     bench_command.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
+    # No `stack` parent: without --stack the template's defaults are priced, with no AWS call.
+    cost_command = commands.add_parser(
+        "cost", parents=[common], help="itemized dollars per million messages, Disa beside the seed design"
+    )
+    cost.add_arguments(cost_command)
     destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
     destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
     return parser
@@ -253,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         return _local(args)
     if args.command == "demo":
         return demo.main()
+    if args.command == "cost":
+        return cost.run(args, lambda: _clients(args))
     if args.command == "bench":
         return _bench(args)
     if args.command == "chaos":
