@@ -16,7 +16,7 @@ from disa.common import console
 from disa.common.aws import Clients, Target
 from disa.common.errors import UserError
 from disa.deploy import packaging, stacks
-from disa.drills import bench, chaos, demo
+from disa.drills import bench, chaos, demo, recovery
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
 from disa.operate import cost, items
@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_command.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
     bench_command.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
+    bench_command.add_argument(
+        "--recovery", type=int, metavar="N", help="instead: one retry run redriving a backlog of N FAILED items"
+    )
     # No `stack` parent: without --stack the template's defaults are priced, with no AWS call.
     cost_command = commands.add_parser(
         "cost", parents=[common], help="itemized dollars per million messages, Disa beside the seed design"
@@ -228,8 +231,13 @@ def _chaos(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.items < 1:
         raise UserError("--items must be at least 1")
+    if args.recovery is not None and args.recovery < 1:
+        raise UserError("--recovery must be at least 1")
     cloud = LocalCloud()
     cloud.up()
+    if args.recovery is not None:
+        print(recovery.report(recovery.run(cloud.clients(), cloud, args.recovery, args.timeout)))
+        return 0
     print(bench.report(bench.run(cloud.clients(), args.items, args.timeout)))
     return 0
 
