@@ -28,16 +28,21 @@ def stack_status(clients: Clients, stack: str) -> str | None:
         raise
 
 
-def outputs(clients: Clients, stack: str) -> dict[str, str]:
+def described(clients: Clients, stack: str, if_missing: str) -> dict[str, Any]:
+    """The stack's description; a missing stack is a UserError saying ``if_missing``."""
     try:
-        described = clients("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        return clients("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:
         if "does not exist" in str(error):
-            raise UserError(
-                f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
-            ) from error
+            raise UserError(if_missing) from error
         raise
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def outputs(clients: Clients, stack: str) -> dict[str, str]:
+    stack_description = described(
+        clients, stack, f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
+    )
+    return {o["OutputKey"]: o["OutputValue"] for o in stack_description.get("Outputs", [])}
 
 
 def deploy(

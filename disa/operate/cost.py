@@ -17,12 +17,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 
 from disa.common import console, paths
 from disa.common.aws import Clients
 from disa.common.errors import UserError
+from disa.deploy import stacks
 from disa.deploy.packaging import load_template
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
@@ -258,15 +258,12 @@ def nested_template_facts() -> dict[str, int]:
 
 def deployed_parameters(clients: Clients, stack: str) -> dict[str, str]:
     """A deployed root stack's parameter values, read through CloudFormation."""
-    try:
-        described = clients("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    except ClientError as error:
-        if "does not exist" in str(error):
-            raise UserError(
-                f"stack {stack} does not exist in {clients.region}; check --stack and --region, "
-                "or leave out --stack to price the template's defaults"
-            ) from error
-        raise
+    described = stacks.described(
+        clients,
+        stack,
+        f"stack {stack} does not exist in {clients.region}; check --stack and --region, "
+        "or leave out --stack to price the template's defaults",
+    )
     return {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in described["Parameters"]}
 
 
