@@ -89,10 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     chaos_command.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
     chaos_command.add_argument("--faults", default=",".join(chaos.FAULTS), help="comma-separated faults to inject")
     bench_command = commands.add_parser(
-        "bench", help="throughput and latency on the local cloud, beside the engine's ceiling"
+        "bench", help="throughput and latency on the local cloud, beside the engine's ceiling and the seed design"
     )
-    bench_command.add_argument("--items", type=int, default=1000, help="items to send (default 1000)")
-    bench_command.add_argument("--timeout", type=float, default=600, help="seconds to wait for the items to finish")
+    bench_command.add_argument("--items", type=int, default=1000, help="items to send per stack (default 1000)")
+    bench_command.add_argument(
+        "--mode",
+        choices=["burst", "steady", "both"],
+        help="burst: insert as fast as possible; steady: at --rate (default: steady if --rate is given, else burst)",
+    )
+    bench_command.add_argument(
+        "--rate", type=float, help=f"items/s in steady mode (default {bench.P95_TARGET_RATE:g}, the latency target's)"
+    )
+    bench_command.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for each stack's items to finish"
+    )
     bench_command.add_argument(
         "--recovery", type=int, metavar="N", help="instead: one retry run redriving a backlog of N FAILED items"
     )
@@ -233,13 +243,22 @@ def _bench(args: argparse.Namespace) -> int:
         raise UserError("--items must be at least 1")
     if args.recovery is not None and args.recovery < 1:
         raise UserError("--recovery must be at least 1")
+    if args.rate is not None and args.rate <= 0:
+        raise UserError("--rate must be above 0 items/s")
+    mode = args.mode or ("steady" if args.rate is not None else "burst")
+    if mode == "burst" and args.rate is not None:
+        raise UserError("--rate applies to steady mode; use --mode steady or --mode both")
+    rate = args.rate if args.rate is not None else bench.P95_TARGET_RATE
+    modes = {"burst": [bench.Mode.burst()], "steady": [bench.Mode.steady(rate)]}
+    modes["both"] = modes["burst"] + modes["steady"]
     cloud = LocalCloud()
     cloud.up()
     if args.recovery is not None:
         print(recovery.report(recovery.run(cloud.clients(), cloud, args.recovery, args.timeout)))
         return 0
-    print(bench.report(bench.run(cloud.clients(), args.items, args.timeout)))
-    return 0
+    results = bench.run(cloud.clients(), modes[mode], args.items, args.timeout)
+    print(bench.report(results))
+    return 0 if all(result.finished for result in results) else 1
 
 
 COMMANDS = {

@@ -91,6 +91,19 @@ def get_item(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any]:
     return ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
 
 
+def get_items(ddb: Any, table: str, keys: Iterable[dict[str, Any]], **read: Any) -> Iterator[dict[str, Any]]:
+    """The items that exist among ``keys`` (BatchGetItem, 100 keys a call, asking again for
+    what DynamoDB left unprocessed; ``read`` adds e.g. ProjectionExpression). Unlike a Scan,
+    its cost follows the keys asked for, not the table's size."""
+    keys = list(keys)
+    for start in range(0, len(keys), 100):
+        request = {table: {"Keys": keys[start : start + 100], **read}}
+        while request:
+            answer = ddb.batch_get_item(RequestItems=request)
+            yield from answer["Responses"].get(table, [])
+            request = answer.get("UnprocessedKeys") or {}
+
+
 def alarm_state(cloudwatch: Any, name: str) -> str:
     """OK, ALARM or INSUFFICIENT_DATA."""
     return cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]

@@ -11,6 +11,7 @@ import pytest
 
 from disa.common.aws_helpers import (
     at_most_every,
+    get_items,
     received_messages,
     scan_items,
     subscribe_queue,
@@ -56,6 +57,21 @@ def test_write_items_writes_more_than_one_batch_and_scan_items_reads_every_page(
     )
     write_items(ddb, "t", ({"id": {"S": f"k{n}"}, "n": {"N": str(n)}} for n in range(60)))
     assert sorted(int(i["n"]["N"]) for i in scan_items(ddb, "t", Limit=7)) == list(range(60))
+
+
+def test_get_items_reads_only_the_keys_asked_for_in_calls_of_100_and_skips_missing_ones(moto_engine):
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    write_items(ddb, "t", ({"id": {"S": f"k{n}"}, "n": {"N": str(n)}, "extra": {"S": "x"}} for n in range(300)))
+    keys = [{"id": {"S": f"k{n}"}} for n in range(50, 260)] + [{"id": {"S": "missing"}}]
+    found = list(get_items(ddb, "t", keys, ProjectionExpression="id, n"))
+    assert sorted(int(i["n"]["N"]) for i in found) == list(range(50, 260))
+    assert all("extra" not in i for i in found)
 
 
 @pytest.mark.parametrize("topic_name", ["events", "events.fifo"])
