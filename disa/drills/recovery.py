@@ -17,7 +17,7 @@ from disa_lambda.models.status import Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import at_most_every, scan_items, wait_until, write_items
+from disa.common.aws_helpers import at_most_every, get_items, wait_until, write_items
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
@@ -44,14 +44,12 @@ class RecoveryRun:
         return self.started / self.run_seconds if self.run_seconds else 0.0
 
 
-def _count(clients: Clients, table: str, run_id: str, status: Status) -> int:
-    scanned = scan_items(
-        clients("dynamodb"),
-        table,
-        ProjectionExpression="id, #s",
-        ExpressionAttributeNames={"#s": "status"},
+def _count(clients: Clients, table: str, keys: list[dict], status: Status) -> int:
+    # By key, not by Scan: the stack is kept between runs and its table grows.
+    found = get_items(
+        clients("dynamodb"), table, keys, ProjectionExpression="id, #s", ExpressionAttributeNames={"#s": "status"}
     )
-    return sum(1 for item in scanned if item["id"]["S"].startswith(run_id) and Status.of(item) is status)
+    return sum(1 for item in found if Status.of(item) is status)
 
 
 def run(clients: Clients, cloud: LocalCloud, count: int, timeout: float) -> RecoveryRun:
@@ -69,16 +67,17 @@ def run(clients: Clients, cloud: LocalCloud, count: int, timeout: float) -> Reco
     info = StackInfo.of(clients, RECOVERY_STACK)
     outage = TopicRemovalOutage(clients("sns"), info.topic_arn, cloud.fault_snapshots)
     run_id = uuid.uuid4().hex[:6]
+    keys = [{"id": {"S": f"{run_id}-{n:06d}"}} for n in range(count)]
     outage.on()
     try:
         write_items(
             clients("dynamodb"),
             info.table,
-            ({"id": {"S": f"{run_id}-{n:06d}"}, "message": {"S": f"recovery {n}"}} for n in range(count)),
+            ({**key, "message": {"S": f"recovery {n}"}} for n, key in enumerate(keys)),
         )
         report = at_most_every(REPORT_EVERY_SECONDS, lambda failed, _: progress(f"  {failed}/{count} FAILED"))
         wait_until(
-            lambda: _count(clients, info.table, run_id, Status.FAILED),
+            lambda: _count(clients, info.table, keys, Status.FAILED),
             lambda failed: failed == count,
             timeout,
             interval=1,
@@ -92,7 +91,7 @@ def run(clients: Clients, cloud: LocalCloud, count: int, timeout: float) -> Reco
     run_seconds = time.monotonic() - began
     report = at_most_every(REPORT_EVERY_SECONDS, lambda done, _: progress(f"  {done}/{count} SUCCESSFUL"))
     successful = wait_until(
-        lambda: _count(clients, info.table, run_id, Status.SUCCESSFUL),
+        lambda: _count(clients, info.table, keys, Status.SUCCESSFUL),
         lambda done: done == count,
         timeout,
         interval=1,

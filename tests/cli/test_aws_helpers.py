@@ -47,7 +47,8 @@ def test_wait_until_lets_a_failing_probe_raise():
         wait_until(lambda: 1 / 0, lambda _: True, timeout=1)
 
 
-def test_write_items_writes_more_than_one_batch_and_scan_items_reads_every_page(moto_engine):
+def _table_t():
+    """A client and an empty table "t" keyed on a string ``id``."""
     ddb = boto3.client("dynamodb", region_name=REGION)
     ddb.create_table(
         TableName="t",
@@ -55,18 +56,17 @@ def test_write_items_writes_more_than_one_batch_and_scan_items_reads_every_page(
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    return ddb
+
+
+def test_write_items_writes_more_than_one_batch_and_scan_items_reads_every_page(moto_engine):
+    ddb = _table_t()
     write_items(ddb, "t", ({"id": {"S": f"k{n}"}, "n": {"N": str(n)}} for n in range(60)))
     assert sorted(int(i["n"]["N"]) for i in scan_items(ddb, "t", Limit=7)) == list(range(60))
 
 
 def test_get_items_reads_only_the_keys_asked_for_in_calls_of_100_and_skips_missing_ones(moto_engine):
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.create_table(
-        TableName="t",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ddb = _table_t()
     write_items(ddb, "t", ({"id": {"S": f"k{n}"}, "n": {"N": str(n)}, "extra": {"S": "x"}} for n in range(300)))
     keys = [{"id": {"S": f"k{n}"}} for n in range(50, 260)] + [{"id": {"S": "missing"}}]
     found = list(get_items(ddb, "t", keys, ProjectionExpression="id, n"))

@@ -22,11 +22,13 @@ REPORTED_ERRORS = 10  # error messages kept in a run's report (its log line); co
 
 
 class RetryOutcome(StrEnum):
+    """What became of one due item; each value names the RetryReport count it adds to."""
+
     STARTED = "started"
     ABANDONED = "abandoned"
     REJECTED = "rejected"
-    LOST_RACE = "lost-race"
-    START_DEFERRED = "start-deferred"
+    LOST_RACE = "lost_races"
+    START_DEFERRED = "start_deferred"
 
 
 @dataclass
@@ -64,14 +66,7 @@ class RetryReport:
             self.failed += 1
             self._note(str(outcome))
             return
-        attribute = {
-            RetryOutcome.STARTED: "started",
-            RetryOutcome.ABANDONED: "abandoned",
-            RetryOutcome.REJECTED: "rejected",
-            RetryOutcome.LOST_RACE: "lost_races",
-            RetryOutcome.START_DEFERRED: "start_deferred",
-        }[outcome]
-        setattr(self, attribute, getattr(self, attribute) + 1)
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
 
     def _note(self, error: str) -> None:
         if len(self.errors) < REPORTED_ERRORS:
