@@ -19,6 +19,7 @@ from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import at_most_every, get_items, wait_until, write_items
 from disa.common.console import progress
+from disa.common.errors import UserError
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
@@ -76,13 +77,21 @@ def run(clients: Clients, cloud: LocalCloud, count: int, timeout: float) -> Reco
             ({**key, "message": {"S": f"recovery {n}"}} for n, key in enumerate(keys)),
         )
         report = at_most_every(REPORT_EVERY_SECONDS, lambda failed, _: progress(f"  {failed}/{count} FAILED"))
-        wait_until(
+        failed = wait_until(
             lambda: _count(clients, info.table, keys, Status.FAILED),
             lambda failed: failed == count,
             timeout,
             interval=1,
             on_wait=report,
         )
+        if failed < count:
+            # The engine does not resume a kept stack's stream mapping after a restart
+            # (docs/engine-differences.md, 11b): the inserts then never reach the trigger.
+            raise UserError(
+                f"only {failed} of {count} items failed within {timeout:g}s; if the local cloud was restarted "
+                f"since {RECOVERY_STACK} was deployed, run `disa destroy --local --stack {RECOVERY_STACK} "
+                "--delete-table` and try again"
+            )
     finally:
         outage.off()
     time.sleep(2)  # every failure is due (RetryBaseDelaySeconds 1)
