@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from disa_lambda.handlers import trigger
+from disa_lambda.models import message as message_attributes
 from disa_lambda.models.status import Field, Status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -63,4 +64,6 @@ def test_generated_items_end_rejected_or_delivered_byte_exact(moto_stack, item):
         else:
             expected[name] = ("String.Array", sorted(raw) if kind == "SS" else sorted(map(Decimal, raw)))
     decoded = {n: (t, json.loads(v, parse_int=Decimal) if t == "String.Array" else v) for n, (t, v) in sent.items()}
+    own = {name: decoded.pop(name) for name in (message_attributes.INSERT_ID, message_attributes.ACCEPTED_AT)}
     assert decoded == expected
+    assert own[message_attributes.INSERT_ID][0] == "String" and own[message_attributes.ACCEPTED_AT][0] == "Number"

@@ -12,6 +12,7 @@ import pytest
 from disa_lambda import contracts
 from disa_lambda.logic import attempts, intake
 from disa_lambda.logic.validation import find_problem
+from disa_lambda.models import message
 from disa_lambda.models.exceptions import ItemUnpublishable
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft7Validator
@@ -27,6 +28,8 @@ from tests.support.settings import PUBLISHING
 
 pytestmark = pytest.mark.fuzz
 KEY = {"id": {"S": "fuzz"}}
+# acceptedAt of an insert and of a later re-insert of the same key
+T0, T1 = "2026-11-23T10:00:00.000Z", "2026-11-23T10:05:00.250Z"
 EXECUTION_INPUT = Draft7Validator(contracts.load("execution-input"))
 PUBLISHED_MESSAGE = Draft7Validator(contracts.load("published-message"))
 
@@ -37,7 +40,7 @@ def test_any_item_is_either_valid_or_rejected_with_a_reason_naming_its_field(ite
     problem = find_problem(item)
     if problem is None:
         try:
-            params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at="t0")
+            params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
         except ItemUnpublishable as unpublishable:  # valid by schema, not for this topic
             problem = str(unpublishable)
         else:
@@ -51,13 +54,14 @@ def test_any_item_is_either_valid_or_rejected_with_a_reason_naming_its_field(ite
 def test_valid_items_become_byte_exact_execution_inputs(item):
     assert find_problem(item) is None
     claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(0))
-    params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at="t0")
+    params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
     document = attempts.execution_input(KEY, claim, params)
     EXECUTION_INPUT.validate(document)
     round_tripped = json.loads(json.dumps(document, ensure_ascii=False))["publish"]
     assert round_tripped["Message"] == item["message"]["S"]
     assert round_tripped.get("Subject") == item.get("subject", {}).get("S")
     sent = {name: a["StringValue"] for name, a in round_tripped["MessageAttributes"].items()}
+    assert set(sent) == set(item.get("attributes", {}).get("M", {})) | {message.INSERT_ID, message.ACCEPTED_AT}
     for name, value in item.get("attributes", {}).get("M", {}).items():
         ((kind, raw),) = value.items()
         if kind in ("S", "N"):
@@ -71,9 +75,9 @@ def test_valid_items_become_byte_exact_execution_inputs(item):
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(valid_items(fifo=True))
 def test_valid_fifo_items_carry_their_group_and_a_deduplication_id(item):
-    params = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t0")
-    retried = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t0")
-    reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t1")
+    params = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
+    retried = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
+    reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T1)
     PUBLISHED_MESSAGE.validate(params)
     assert params["MessageGroupId"] == item["messageGroupId"]["S"]
     given = item.get("deduplicationId", {}).get("S")

@@ -24,7 +24,7 @@ numbers = st.one_of(
     ),
 )
 attribute_names = st.from_regex(r"\A[A-Za-z0-9_-]([A-Za-z0-9_-]|\.(?=[A-Za-z0-9_-])){0,30}\Z").filter(
-    lambda n: not n.lower().startswith(("aws.", "amazon."))
+    lambda n: not n.lower().startswith(("aws.", "amazon.", "disa."))
 )
 subjects = st.text(alphabet=string.printable[:95].replace("\t", "").replace("\n", ""), min_size=1, max_size=99).filter(
     lambda s: s[0] != " "
@@ -54,7 +54,7 @@ def valid_items(draw, fifo: bool = False, near_limit: bool = True):
     item = {"message": {"S": message}}
     if draw(st.booleans()):
         item["subject"] = {"S": draw(subjects)}
-    attributes = draw(st.dictionaries(attribute_names, attribute_values, max_size=10))
+    attributes = draw(st.dictionaries(attribute_names, attribute_values, max_size=8))
     if attributes or draw(st.booleans()):
         item["attributes"] = {"M": attributes}
     if fifo:

@@ -8,6 +8,7 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.logic import attempts
+from disa_lambda.models import message
 from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 from jsonschema import Draft7Validator
@@ -16,6 +17,8 @@ from tests.support.settings import PUBLISHING
 
 pytestmark = pytest.mark.unit
 KEY = {"id": {"S": "order-1"}}
+# acceptedAt of an insert and of a later re-insert of the same key
+T0, T1 = "2026-11-23T10:00:00.000Z", "2026-11-23T10:05:00.250Z"
 
 
 def test_attributes_map_to_sns_types_exactly():
@@ -29,7 +32,7 @@ def test_attributes_map_to_sns_types_exactly():
             },
         },
         topic_is_fifo=False,
-        accepted_at="t0",
+        accepted_at=T0,
     )
     assert params == {
         "Message": "m",
@@ -39,52 +42,69 @@ def test_attributes_map_to_sns_types_exactly():
             "n": {"DataType": "Number", "StringValue": "2.5"},
             "ss": {"DataType": "String.Array", "StringValue": '["a", "b"]'},
             "ns": {"DataType": "String.Array", "StringValue": "[9,10]"},
+            "disa.insertId": params["MessageAttributes"]["disa.insertId"],
+            "disa.acceptedAt": {"DataType": "Number", "StringValue": "1795428000000"},
         },
     }
 
 
+def test_every_copy_of_one_insert_carries_one_insert_id_and_a_reinsert_another():
+    item = {"message": {"S": "m"}}
+    first = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)["MessageAttributes"]
+    retried = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)["MessageAttributes"]
+    reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T1)["MessageAttributes"]
+    other_key = attempts.publish_parameters({"id": {"S": "order-2"}}, item, False, T0)["MessageAttributes"]
+    assert first[message.INSERT_ID] == retried[message.INSERT_ID]
+    assert len({a[message.INSERT_ID]["StringValue"] for a in (first, reinserted, other_key)}) == 3
+    assert reinserted[message.ACCEPTED_AT]["StringValue"] == "1795428300250"
+
+
 def test_optional_parameters_are_absent_not_null():
-    params = attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=False, accepted_at="t0")
+    params = attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=False, accepted_at=T0)
     assert set(params) == {"Message", "MessageAttributes"}
 
 
 def test_fifo_requires_a_group_and_derives_a_stable_deduplication_id():
     item = {"message": {"S": "m"}, "messageGroupId": {"S": "g"}}
-    first = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t0")
-    again = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t0")
-    reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at="t1")
+    first = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
+    again = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
+    reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T1)
     assert first["MessageGroupId"] == "g"
     assert first["MessageDeduplicationId"] == again["MessageDeduplicationId"], "retries deduplicate"
     assert first["MessageDeduplicationId"] != reinserted["MessageDeduplicationId"], "a re-insert is a new message"
     with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: required"):
-        attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=True, accepted_at="t0")
+        attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=True, accepted_at=T0)
     with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: only FIFO topics"):
-        attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at="t0")
+        attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
 
 
 def test_message_too_large_is_unpublishable_with_sizes_in_the_reason():
     limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
-    at_limit = attempts.publish_parameters(KEY, {"message": {"S": "x" * limit}}, False, "t0")
-    assert len(at_limit["Message"]) == limit
+    # Disa's own attributes count toward the limit like the item's.
+    own_attributes = attempts.sns_size(attempts.publish_parameters(KEY, {"message": {"S": "x"}}, False, T0)) - 1
+    assert 0 < own_attributes < 200
+    longest = limit - own_attributes
+    at_limit = attempts.publish_parameters(KEY, {"message": {"S": "x" * longest}}, False, T0)
+    assert attempts.sns_size(at_limit) == limit
     with pytest.raises(ItemUnpublishable, match=rf"^message: too large to publish: .* {limit + 1} bytes"):
-        attempts.publish_parameters(KEY, {"message": {"S": "x" * (limit + 1)}}, False, "t0")
+        attempts.publish_parameters(KEY, {"message": {"S": "x" * (longest + 1)}}, False, T0)
     multibyte = "é" * (limit // 2 + 1)  # fewer characters than the limit, more bytes
     with pytest.raises(ItemUnpublishable):
-        attempts.publish_parameters(KEY, {"message": {"S": multibyte}}, False, "t0")
+        attempts.publish_parameters(KEY, {"message": {"S": multibyte}}, False, T0)
 
 
 def test_message_that_grows_when_escaped_is_unpublishable():
     claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(1))
     limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
-    quotes = '"' * (limit - 100)
-    params = attempts.publish_parameters(KEY, {"message": {"S": quotes}}, False, "t0")
+    quotes = '"' * (limit - 300)  # fits unescaped beside Disa's own attributes
+    params = attempts.publish_parameters(KEY, {"message": {"S": quotes}}, False, T0)
     with pytest.raises(ItemUnpublishable, match="escaped"):
         attempts.execution_input(KEY, claim, params)
 
 
 def test_execution_input_follows_its_contract():
     claim = attempts.plan_claim(KEY, 2, 1_700_000_000, PUBLISHING, random.Random(1))
-    params = attempts.publish_parameters(KEY, {"message": {"S": "m"}, "subject": {"S": "s"}}, False, "t0")
+    params = attempts.publish_parameters(KEY, {"message": {"S": "m"}, "subject": {"S": "s"}}, False, T0)
     document = attempts.execution_input(KEY, claim, params)
     Draft7Validator(contracts.load("execution-input")).validate(document)
     assert document["attempt"] == 2 and document["claimToken"] == claim.token
@@ -120,16 +140,21 @@ def test_key_digest_ignores_attribute_order():
     assert attempts.key_digest(a) == attempts.key_digest(b)
 
 
+# Disa's own attributes, which every published message must carry
+OWN = attempts.publish_parameters(KEY, {"message": {"S": "m"}}, False, accepted_at=T0)["MessageAttributes"]
+
+
 @pytest.mark.parametrize(
     ("publish", "reason"),
     [
-        ({"Message": "", "MessageAttributes": {}}, "message: cannot be published as it is"),
+        ({"Message": "", "MessageAttributes": OWN}, "message: cannot be published as it is"),
         (
-            {"Message": "m", "MessageAttributes": {"a": {"DataType": "Binary", "StringValue": "x"}}},
+            {"Message": "m", "MessageAttributes": {**OWN, "a": {"DataType": "Binary", "StringValue": "x"}}},
             "attributes: cannot be published as it is",
         ),
+        ({"Message": "m", "MessageAttributes": {}}, "attributes: cannot be published as it is"),
         (
-            {"Message": "m", "MessageAttributes": {}, "MessageGroupId": "", "MessageDeduplicationId": "d"},
+            {"Message": "m", "MessageAttributes": OWN, "MessageGroupId": "", "MessageDeduplicationId": "d"},
             "messageGroupId: cannot be published",
         ),
     ],

@@ -76,8 +76,8 @@ def test_valid_items_have_no_problem(body):
             "attributes.empty: a message attribute value",
         ),
         (
-            {"message": {"S": "m"}, "attributes": {"M": {f"a{i}": {"S": "v"} for i in range(11)}}},
-            "attributes: at most 10",
+            {"message": {"S": "m"}, "attributes": {"M": {f"a{i}": {"S": "v"} for i in range(9)}}},
+            "attributes: at most 8",
         ),
         ({"message": {"S": "m"}, "messageGroupId": {"S": ""}}, "messageGroupId: must be a string attribute"),
         ({"message": {"S": "m"}, "deduplicationId": {"S": "x" * 129}}, "deduplicationId: must be a string attribute"),

@@ -73,8 +73,10 @@ def test_publishes_body_and_attributes_exactly_and_records_success(moto_stack):
             "kind": {"DataType": "String", "StringValue": "shipping"},
             "priority": {"DataType": "Number", "StringValue": "2"},
             "tags": {"DataType": "String.Array", "StringValue": '["a", "b"]'},
+            **document["publish"]["MessageAttributes"],
         },
     }
+    assert set(document["publish"]["MessageAttributes"]) == {*attributes, "disa.insertId", "disa.acceptedAt"}
     envelope = json.loads(moto_stack.received_messages(moto_stack.envelope_queue_url)[0]["Body"])
     assert stored[Field.MESSAGE_ID]["S"] == envelope["MessageId"]
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import fastjsonschema
 
 from disa_lambda import contracts
+from disa_lambda.models import message
 from disa_lambda.models.claim import Claim
 from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.settings import PublishingSettings
@@ -88,10 +89,16 @@ def publish_parameters(
 
     Raises ItemUnpublishable when the item is valid by the schema but not for this topic.
     """
+    # Every copy of this insert carries the same id (each attempt derives it from the same
+    # key and acceptedAt), so consumers deduplicate SNS and SQS redeliveries and a second
+    # publish alike; a later re-insert of the key is accepted later and gets a new id.
+    insert_id = key_digest({"key": key, "acceptedAt": accepted_at})[:64]
     params: dict[str, Any] = {
         "Message": item["message"]["S"],
         "MessageAttributes": {
-            name: _message_attribute(value) for name, value in item.get("attributes", {}).get("M", {}).items()
+            **{name: _message_attribute(value) for name, value in item.get("attributes", {}).get("M", {}).items()},
+            message.INSERT_ID: {"DataType": "String", "StringValue": insert_id},
+            message.ACCEPTED_AT: {"DataType": "Number", "StringValue": str(message.epoch_ms(accepted_at))},
         },
     }
     if "subject" in item:
@@ -105,13 +112,13 @@ def publish_parameters(
             )
         params["MessageGroupId"] = group
         # Stable across attempts of one insert, so SNS drops a second copy when a publish
-        # succeeded but its status was not recorded; accepted_at keeps a later re-insert
-        # of the same key from being dropped as a duplicate.
-        params["MessageDeduplicationId"] = dedup or key_digest({"key": key, "acceptedAt": accepted_at})[:64]
+        # succeeded but its status was not recorded; a later re-insert of the same key has
+        # a new insert id and is not dropped as a duplicate.
+        params["MessageDeduplicationId"] = dedup or insert_id
     elif group is not None or dedup is not None:
         field = "messageGroupId" if group is not None else "deduplicationId"
         raise ItemUnpublishable(f"{field}: only FIFO topics take it and this topic is standard; remove it")
-    size = _sns_size(params)
+    size = sns_size(params)
     if size > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
         raise ItemUnpublishable(
             f"message: too large to publish: message and attributes are {size} bytes, Disa's limit is "
@@ -133,7 +140,7 @@ def _message_attribute(value: Mapping[str, Any]) -> dict[str, str]:
     return {"DataType": _ATTRIBUTE_TYPES[dynamo_type], "StringValue": rendered}
 
 
-def _sns_size(params: Mapping[str, Any]) -> int:
+def sns_size(params: Mapping[str, Any]) -> int:
     size = len(params["Message"].encode("utf-8"))
     for name, attribute in params["MessageAttributes"].items():
         size += len(name.encode()) + len(attribute["DataType"]) + len(attribute["StringValue"].encode("utf-8"))
