@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
@@ -15,11 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from disa.common import console
 from disa.common.aws import Clients, Target
 from disa.common.errors import UserError
-from disa.deploy import packaging, stacks
+from disa.deploy import packaging, stacks, subscribers
 from disa.drills import bench, chaos, demo, recovery
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
-from disa.operate import cost, items
+from disa.operate import cost, items, redrive
+from disa.operate import subscribers as subscriber_stacks
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
 from disa.operate.status import status_report
@@ -75,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common, stack], help="counts per status, alarms, recent failures")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.add_argument(
+        "--minutes", type=int, default=60, help="window of the subscribers' latency percentiles (default 60)"
+    )
 
     commands.add_parser("retry", parents=[common, stack], help="run the retry job now")
     fault = commands.add_parser("fault", parents=[common, stack], help="inject a fault: sns-outage on|off")
@@ -111,6 +116,44 @@ def _parser() -> argparse.ArgumentParser:
         "cost", parents=[common], help="itemized dollars per million messages, Disa beside the seed design"
     )
     cost.add_arguments(cost_command)
+    subscribe = commands.add_parser(
+        "subscribe",
+        parents=[common, stack],
+        help="add (or update) a subscriber: a queue, its dead-letter queue, a consumer",
+    )
+    subscribe.add_argument("name", help="subscriber name: 1-40 lowercase letters, digits or -")
+    subscribe.add_argument(
+        "--queue-type", choices=["standard", "fifo"], help="default: the topic's (a FIFO queue needs a FIFO topic)"
+    )
+    subscribe.add_argument("--handler", metavar="MODULE.FUNCTION", help="consumer Lambda handler, e.g. orders.handler")
+    subscribe.add_argument(
+        "--code", type=Path, metavar="FOLDER", help="folder with the handler's code (with --handler)"
+    )
+    subscribe.add_argument(
+        "--filter-policy", metavar="JSON", help="SNS filter policy (on attributes unless --filter-on body)"
+    )
+    subscribe.add_argument("--filter-on", choices=["attributes", "body"], help="what the filter policy matches")
+    subscribe.add_argument("--max-receive-count", type=int, metavar="N", help="receives before the dead-letter queue")
+    subscribe.add_argument(
+        "--consumer-timeout", type=int, metavar="SECONDS", help="consumer timeout; the queue's visibility is 6x"
+    )
+    subscribe.add_argument("--envelope", action="store_true", help="deliver the SNS JSON envelope, not the raw message")
+    subscribe.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION)")
+    subscribe.add_argument(
+        "--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="any subscriber stack parameter"
+    )
+    unsubscribe = commands.add_parser("unsubscribe", parents=[common, stack], help="delete a subscriber's stack")
+    unsubscribe.add_argument("name")
+    unsubscribe.add_argument("--discard", action="store_true", help="delete even if its queues hold messages")
+    commands.add_parser(
+        "subscribers", parents=[common, stack], help="list subscribers with queue and dead-letter depths"
+    )
+    redrive_command = commands.add_parser(
+        "redrive", parents=[common, stack], help="move a subscriber's dead-letter messages back to its queue"
+    )
+    redrive_command.add_argument("name")
+    redrive_command.add_argument("--rate", type=float, metavar="N", help="messages per second (AWS: at most 500)")
+    redrive_command.add_argument("--cancel", action="store_true", help="cancel the running move task (AWS)")
     destroy = commands.add_parser("destroy", parents=[common, stack], help="delete the stack (the table is kept)")
     destroy.add_argument("--delete-table", action="store_true", help="also delete the retained table and its data")
     return parser
@@ -181,7 +224,10 @@ def _send(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _status(clients: Clients, args: argparse.Namespace) -> int:
+    if args.minutes < 1:
+        raise UserError("--minutes must be at least 1")
     report = status_report(clients, StackInfo.of(clients, args.stack))
+    report["subscribers"] = subscriber_report(clients, args.stack, args.minutes)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -191,7 +237,91 @@ def _status(clients: Clients, args: argparse.Namespace) -> int:
     if report["recentProblems"]:
         print()
         _print_table(report["recentProblems"])
+    for subscriber in report["subscribers"]:
+        print(
+            f"\nsubscriber {subscriber['name']}: {subscriber['queue']['waiting']} waiting, "
+            f"{subscriber['queue']['in flight']} in flight, {subscriber['deadLetters']} dead letters"
+        )
+        if subscriber["latency"]:
+            print(f"latency (ms) over the last {args.minutes} min:")
+            _print_table(subscriber["latency"])
+        else:
+            print(f"no consumer metrics in the last {args.minutes} min")
     return 0
+
+
+def subscriber_report(clients: Clients, disa_stack: str, minutes: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": subscriber.name,
+            "queue": subscriber_stacks.depth(clients, subscriber.queue),
+            "deadLetters": subscriber_stacks.depth(clients, subscriber.dead_letter)["waiting"],
+            "latency": subscriber_stacks.latency(clients, subscriber, minutes),
+        }
+        for subscriber in subscriber_stacks.subscribers(clients, disa_stack)
+    ]
+
+
+def _subscribe(clients: Clients, args: argparse.Namespace) -> int:
+    parameters = _parameters(args.parameter)
+    named = {
+        "MaxReceiveCount": args.max_receive_count,
+        "ConsumerTimeoutSeconds": args.consumer_timeout,
+        "FilterPolicyScope": {"attributes": "MessageAttributes", "body": "MessageBody", None: None}[args.filter_on],
+        "RawMessageDelivery": "false" if args.envelope else None,
+    }
+    parameters.update({name: str(value) for name, value in named.items() if value is not None})
+    request = subscribers.Subscription(
+        name=subscriber_stacks.check_name(args.name),
+        queue_type=args.queue_type,
+        handler=args.handler,
+        code=args.code,
+        filter_policy=args.filter_policy,
+        parameters=parameters,
+    )
+    info = StackInfo.of(clients, args.stack)
+    out = subscribers.subscribe(clients, info, request, args.bucket or packaging.default_bucket(clients))
+    _print_table([{"Output": k, "Value": v} for k, v in sorted(out.items())])
+    return 0
+
+
+def _unsubscribe(clients: Clients, args: argparse.Namespace) -> int:
+    subscribers.unsubscribe(clients, args.stack, subscriber_stacks.check_name(args.name), args.discard)
+    print(f"subscriber {args.name} deleted")
+    return 0
+
+
+def _subscribers(clients: Clients, args: argparse.Namespace) -> int:
+    rows = []
+    for subscriber in subscriber_stacks.subscribers(clients, args.stack):
+        queue = subscriber_stacks.depth(clients, subscriber.queue)
+        rows.append(
+            {
+                "Name": subscriber.name,
+                "Queue": subscriber.queue.url.rsplit("/", 1)[-1],
+                "Waiting": queue["waiting"],
+                "In flight": queue["in flight"],
+                "Dead letters": subscriber_stacks.depth(clients, subscriber.dead_letter)["waiting"],
+                "Consumer": subscriber.consumer_function or "-",
+                "Filter": subscriber.filter_policy or "-",
+            }
+        )
+    if not rows:
+        print(f"stack {args.stack} has no subscribers; add one with `disa subscribe NAME --stack {args.stack}`")
+    _print_table(rows)
+    return 0
+
+
+def _redrive(clients: Clients, args: argparse.Namespace) -> int:
+    if args.rate is not None and args.rate <= 0:
+        raise UserError("--rate must be above 0 messages/s")
+    subscriber = subscriber_stacks.SubscriberInfo.of(clients, args.stack, subscriber_stacks.check_name(args.name))
+    if args.cancel:
+        print(redrive.cancel(clients, subscriber.dead_letter))
+        return 0
+    report = redrive.redrive(clients, subscriber.dead_letter, subscriber.queue, args.rate)
+    print(f"redrive of {args.name} ({report.mode}): {report.moved} moved, {report.failed} failed, {report.status}")
+    return 0 if report.failed == 0 else 1
 
 
 def _retry(clients: Clients, args: argparse.Namespace) -> int:
@@ -269,6 +399,10 @@ COMMANDS = {
     "status": _status,
     "retry": _retry,
     "fault": _fault,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "subscribers": _subscribers,
+    "redrive": _redrive,
 }
 
 

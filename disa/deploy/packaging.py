@@ -37,15 +37,21 @@ class Packaged:
     template_url: str
     parameters: dict[str, str]
     template_parameters: frozenset[str]
+    artifact_prefix: str = ""
 
 
-def build_lambda_zip(log: Callable[[str], None] = progress) -> bytes:
+def build_lambda_zip(log: Callable[[str], None] = progress, consumer_code: Path | None = None) -> bytes:
     """The deployment zip: disa_lambda plus vendored runtime dependencies, byte-identical
-    for identical inputs (sorted entries, fixed timestamps)."""
+    for identical inputs (sorted entries, fixed timestamps). A subscriber's consumer zip
+    adds the files of ``consumer_code`` at its root, so its handler imports the consumer
+    helper (disa_lambda.consumer) and Powertools from the same zip."""
     deps = _vendored_dependencies(log)
+    sources: list[tuple[Path, str]] = [(deps, ""), (paths.LAMBDA_SOURCE, "disa_lambda/")]
+    if consumer_code is not None:
+        sources.append((consumer_code, ""))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for base, prefix in ((deps, ""), (paths.LAMBDA_SOURCE, "disa_lambda/")):
+        for base, prefix in sources:
             for path in sorted(p for p in base.rglob("*") if p.is_file()):
                 relative = path.relative_to(base)
                 if _EXCLUDED_PARTS & set(relative.parts) or path.suffix in _EXCLUDED_SUFFIXES:
@@ -180,6 +186,35 @@ def package(clients: Clients, bucket: str, prefix: str = "disa", log: Callable[[
         template_url=template_url(clients.region, bucket, root_key),
         parameters={"ArtifactBucket": bucket, "ArtifactPrefix": artifact_prefix, "CodeKey": code_key},
         template_parameters=frozenset(load_template(paths.ROOT_TEMPLATE)["Parameters"]),
+        artifact_prefix=artifact_prefix,
+    )
+
+
+def package_subscriber(
+    clients: Clients,
+    bucket: str,
+    consumer_code: Path | None,
+    prefix: str = "disa",
+    log: Callable[[str], None] = progress,
+) -> Packaged:
+    """The subscriber stack (cft/subscriber-stack.yaml, uploaded with the other templates)
+    and, when the subscriber has a consumer, its zip: Disa's Lambda zip plus the consumer's
+    code at the root, under a key named by its hash."""
+    packaged = package(clients, bucket, prefix, log)
+    code_key = ""
+    if consumer_code is not None:
+        if not consumer_code.is_dir():
+            raise UserError(f"--code {consumer_code} is not a folder; give the folder holding your handler's module")
+        zip_bytes = build_lambda_zip(log, consumer_code)
+        code_key = _Uploader(clients, bucket, log).put(
+            f"{prefix}/code/{hashlib.sha256(zip_bytes).hexdigest()[:20]}-consumer.zip", zip_bytes
+        )
+    subscriber_key = packaged.artifact_prefix + paths.SUBSCRIBER_TEMPLATE.relative_to(paths.ROOT).as_posix()
+    return Packaged(
+        template_url=template_url(clients.region, bucket, subscriber_key),
+        parameters={"ArtifactBucket": bucket, "ConsumerCodeKey": code_key},
+        template_parameters=frozenset(load_template(paths.SUBSCRIBER_TEMPLATE)["Parameters"]),
+        artifact_prefix=packaged.artifact_prefix,
     )
 
 

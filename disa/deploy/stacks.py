@@ -38,11 +38,22 @@ def described(clients: Clients, stack: str, if_missing: str) -> dict[str, Any]:
         raise
 
 
-def outputs(clients: Clients, stack: str) -> dict[str, str]:
-    stack_description = described(
-        clients, stack, f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
+def outputs(clients: Clients, stack: str, if_missing: str = "") -> dict[str, str]:
+    return outputs_of(
+        described(
+            clients,
+            stack,
+            if_missing or f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`",
+        )
     )
+
+
+def outputs_of(stack_description: dict[str, Any]) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack_description.get("Outputs", [])}
+
+
+def parameters_of(stack_description: dict[str, Any]) -> dict[str, str]:
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack_description.get("Parameters", [])}
 
 
 def deploy(

@@ -1,39 +1,41 @@
 """`disa demo`: Disa's main job on the local cloud, end to end, with every outcome checked.
 
 Starts the local cloud if needed, deploys the real root stack the way `disa deploy` does on
-AWS, subscribes a queue to the topic, sends a batch (one item invalid), reads the messages
-back, switches an SNS outage on, sends more, watches them FAIL and the alarm go to ALARM,
-switches the outage off, runs the retry job, watches them succeed and the alarm return to
-OK, and prints a summary. Exits 0 only if every expected outcome happened.
+AWS and two subscribers the way `disa subscribe` does (`audit`, a queue; `orders`, the sample
+consumer), sends a batch (one item invalid) and seed 002's orders (a quarter of them poison
+pills), reads the messages back, switches an SNS outage on, sends more, watches them FAIL
+and the alarm go to ALARM, switches the outage off, runs the retry job, watches them succeed
+and the alarm return to OK; then checks the orders (good ones processed once, poison pills
+in the dead-letter queue), deploys the fixed consumer, redrives, checks each poison pill was
+processed once, delivers a duplicate and checks it was not processed again, and prints a
+summary and the latency of each stage. Exits 0 only if every expected outcome happened.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from disa_lambda.consumer import stages
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
-from disa.common import console
+from disa.common import console, paths
 from disa.common.aws import Clients
-from disa.common.aws_helpers import (
-    alarm_state,
-    at_most_every,
-    get_item,
-    received_messages,
-    subscribe_queue,
-    wait_until,
-)
+from disa.common.aws_helpers import alarm_state, at_most_every, get_item, received_messages, wait_until
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
+from disa.deploy.subscribers import Subscription, subscribe
+from disa.drills import orders
 from disa.drills.faults import TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
-from disa.operate import items
+from disa.operate import items, redrive
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
+from disa.operate.subscribers import SubscriberInfo, depth, latency
 
 STACK = "disa-demo"
 # Short retry delays so the demo's failed items are due within seconds, not minutes.
@@ -44,8 +46,19 @@ PARAMETERS = {
     "RetryMaxDelaySeconds": "5",
     "MaxAttempts": "5",
 }
-SUBSCRIBER_QUEUE = f"{STACK}-subscriber"
-BATCH, OUTAGE_BATCH = 10, 5
+# `audit` keeps every message for the demo to read; `orders` runs the sample consumer on
+# orders only, two receives before the dead-letter queue (seed 002), and a 3 s timeout, so
+# its queue's visibility timeout (6x) lets a failed order come back within 18 s.
+AUDIT = Subscription(name="audit")
+ORDERS = Subscription(
+    name="orders",
+    handler="orders.handler",
+    code=paths.SAMPLE_CONSUMER,
+    filter_policy=json.dumps({"kind": [orders.ORDER_KIND]}),
+    parameters={"MaxReceiveCount": "2", "ConsumerTimeoutSeconds": "3"},
+)
+FIXED_HANDLER = "orders.handler_with_default_store"
+BATCH, OUTAGE_BATCH, ORDERS_SENT = 10, 5, 12
 POLL_SECONDS = 1.0
 REPORT_EVERY_SECONDS = 5
 
@@ -67,13 +80,25 @@ class Demo:
     alarm_states: list[str] = field(default_factory=list)
     delivered: dict[str, str] = field(default_factory=dict)
     delivered_attributes: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    order_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    subscribers: dict[str, SubscriberInfo] = field(default_factory=dict)
+    orders_sent: list[orders.Order] = field(default_factory=list)
+    orders_since: float = 0.0
+    redriven: redrive.RedriveReport | None = None
+    latency: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def deploy(cls, clients: Clients) -> Demo:
-        packaged = packaging.package(clients, packaging.default_bucket(clients))
+        bucket = packaging.default_bucket(clients)
+        packaged = packaging.package(clients, bucket)
         stacks.deploy(clients, STACK, packaged, PARAMETERS)
         info = StackInfo.of(clients, STACK)
-        return cls(clients, info, subscribe_queue(clients("sqs"), clients("sns"), info.topic_arn, SUBSCRIBER_QUEUE))
+        for request in (AUDIT, ORDERS):
+            progress(f"  subscriber {request.name}")
+            subscribe(clients, info, request, bucket)
+        found = {name: SubscriberInfo.of(clients, STACK, name) for name in (AUDIT.name, ORDERS.name)}
+        return cls(clients, info, found[AUDIT.name].queue.url, subscribers=found)
 
     # -- steps --------------------------------------------------------------------------------
     def send(self, count: int, label: str) -> list[str]:
@@ -122,12 +147,115 @@ class Demo:
         return self.wait_for(f"{len(keys)} items {wanted}", check, timeout)
 
     def read_deliveries(self) -> None:
-        """Keep this run's messages, known by the ``demoRun`` attribute each item carried."""
+        """Keep this run's messages, known by the ``demoRun`` attribute each item carried,
+        and a copy of each of this run's orders (for the duplicate-delivery step)."""
         for message in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
             attributes = {name: a.get("StringValue") for name, a in message.get("MessageAttributes", {}).items()}
             if attributes.get("demoRun") == self.run_id:
                 self.delivered[message["MessageId"]] = message["Body"]
                 self.delivered_attributes[message["MessageId"]] = attributes
+            elif attributes.get("run") == self.run_id:
+                self.order_copies[orders.order_id_of(message)] = message
+
+    # -- the orders subscriber ----------------------------------------------------------------
+    @property
+    def orders_subscriber(self) -> SubscriberInfo:
+        return self.subscribers[ORDERS.name]
+
+    def send_orders(self) -> None:
+        self.orders_since = time.time()
+        self.orders_sent = orders.orders(self.run_id, ORDERS_SENT)
+        orders.send_orders(self.clients, self.info, self.run_id, self.orders_sent)
+
+    def processed(self, since: float) -> Counter[str]:
+        assert self.orders_subscriber.consumer_function
+        return orders.processed_orders(self.clients, self.orders_subscriber.consumer_function, since)
+
+    def dead_letters(self) -> set[str]:
+        return {orders.order_id_of(m) for m in orders.peek(self.clients, self.orders_subscriber.dead_letter.url, 0)}
+
+    def check_orders(self) -> None:
+        good = {o.key for o in self.orders_sent if not o.poison}
+        poison = {o.key for o in self.orders_sent if o.poison}
+
+        def settled() -> tuple[bool, str]:
+            processed, dead = set(self.processed(self.orders_since)), self.dead_letters()
+            state = f"{len(processed & good)}/{len(good)} processed, {len(dead & poison)}/{len(poison)} dead-lettered"
+            return processed >= good and dead >= poison, state
+
+        self.wait_for("orders settled", settled, 120)
+        processed = self.processed(self.orders_since)
+        self.expect(
+            f"{len(good)} good orders processed once each by the orders consumer",
+            processed == Counter(dict.fromkeys(good, 1)),
+            f"{sum(processed.values())} processings of {len(processed)} orders",
+        )
+        dead = self.dead_letters()
+        self.expect(
+            f"{len(poison)} poison pills (no store_id) in the dead-letter queue after 2 receives",
+            dead == poison,
+            f"{len(dead)} dead letters",
+        )
+
+    def redrive_with_fixed_consumer(self, bucket: str) -> None:
+        poison = {o.key for o in self.orders_sent if o.poison}
+        progress(f"  deploying the fixed consumer ({FIXED_HANDLER})")
+        subscribe(self.clients, self.info, replace(ORDERS, handler=FIXED_HANDLER), bucket)
+        since = time.time()
+        subscriber = self.orders_subscriber
+        self.redriven = redrive.redrive(self.clients, subscriber.dead_letter, subscriber.queue, rate=None)
+        self.expect(
+            f"redrive moved the {len(poison)} poison pills back to the orders queue",
+            (self.redriven.moved, self.redriven.failed) == (len(poison), 0),
+            f"{self.redriven.mode}: {self.redriven.moved} moved, {self.redriven.failed} failed",
+        )
+
+        def reprocessed() -> tuple[bool, str]:
+            processed = set(self.processed(since))
+            return processed >= poison, f"{len(processed & poison)}/{len(poison)}"
+
+        self.wait_for("redriven orders processed", reprocessed, 60)
+        time.sleep(3)  # a second processing would show within a receive
+        processed = self.processed(since)
+        self.expect(
+            "each redriven order processed once",
+            processed == Counter(dict.fromkeys(poison, 1)) and not self.dead_letters(),
+            f"{sum(processed.values())} processings of {len(processed)} orders, dead-letter queue empty",
+        )
+
+    def deliver_duplicate(self) -> None:
+        """Send the orders queue a second copy of a processed order, as SNS's at-least-once
+        delivery or a second publish of one insert would; the consumer must skip it."""
+        order = next(o.key for o in self.orders_sent if not o.poison and o.key in self.order_copies)
+        copy = self.order_copies[order]
+        since = time.time()
+        queue = self.orders_subscriber.queue
+        self.clients("sqs").send_message(
+            QueueUrl=queue.url, MessageBody=copy["Body"], MessageAttributes=copy["MessageAttributes"]
+        )
+
+        def consumed() -> tuple[bool, str]:
+            counts = depth(self.clients, queue)
+            return sum(counts.values()) == 0, f"{counts['waiting']} waiting, {counts['in flight']} in flight"
+
+        self.wait_for("the duplicate consumed", consumed, 60)
+        time.sleep(2)  # its log line, if it had been processed, lands within a second
+        again = self.processed(since)[order]
+        self.expect("a duplicate delivery of one insert is not processed again", again == 0, f"processed {again} times")
+
+    def measure_latency(self) -> None:
+        expected = [stage.label for stage in stages.STAGES if stage not in stages.ENVELOPE_ONLY]
+
+        def measured() -> tuple[bool, str]:
+            self.latency = latency(self.clients, self.orders_subscriber, minutes=15)
+            found = [row["stage"] for row in self.latency]
+            return found == expected, f"{len(found)}/{len(expected)} stages"
+
+        self.expect(
+            "latency measured for every stage (raw delivery)",
+            self.wait_for("latency metrics", measured, 30),
+            f"{min((row['messages'] for row in self.latency), default=0)}+ messages per stage",
+        )
 
     def attributes_intact(self) -> tuple[bool, str]:
         """Every delivered message carries the attributes its item was sent with."""
@@ -177,17 +305,18 @@ def main() -> int:
     clients = cloud.clients()
     timings: dict[str, float] = {}
 
-    with _Phase(timings, "package and deploy the root stack"):
+    with _Phase(timings, "package and deploy the root stack and 2 subscribers"):
         demo = Demo.deploy(clients)
     info = demo.info
     outage = TopicRemovalOutage(clients("sns"), info.topic_arn, cloud.fault_snapshots)
     outage.off()  # a previous run may have stopped mid-outage
 
-    with _Phase(timings, f"send {BATCH} items and 1 invalid item"):
+    with _Phase(timings, f"send {BATCH} items, 1 invalid item and {ORDERS_SENT} orders"):
         run_retry(clients, info)  # its zero datum moves new alarms out of INSUFFICIENT_DATA
         demo.alarm_state(info.publish_failures_alarm)
         keys = demo.send(BATCH, "first")
         invalid = demo.send_invalid()
+        demo.send_orders()  # checked after the recovery phase: their poison pills need two receives
         demo.expect(
             f"{BATCH} valid items SUCCESSFUL", demo.wait_statuses(keys, Status.SUCCESSFUL), "read back from the table"
         )
@@ -247,6 +376,12 @@ def main() -> int:
             " -> ".join(demo.alarm_states),
         )
 
+    with _Phase(timings, "subscribers: poison pills, redrive, duplicate"):
+        demo.check_orders()
+        demo.redrive_with_fixed_consumer(packaging.default_bucket(clients))
+        demo.deliver_duplicate()
+        demo.measure_latency()
+
     print(summary(demo, keys + outage_keys + [invalid], timings, time.time() - total))
     failed = [o for o in demo.outcomes if not o.met]
     for outcome in failed:
@@ -257,13 +392,25 @@ def main() -> int:
 def summary(demo: Demo, keys: list[str], timings: dict[str, float], total: float) -> str:
     counts = Counter(str(status or NO_STATUS) for status in demo.statuses(keys))
     abandoned_alarm = demo.info.abandoned_items_alarm
+    poison = sum(o.poison for o in demo.orders_sent)
+    redriven = demo.redriven
     rows = [
         *[(f"items {status}", str(n)) for status, n in sorted(counts.items())],
-        ("messages delivered to the subscriber", str(len(demo.delivered))),
+        ("messages delivered to the audit subscriber", str(len(demo.delivered))),
+        ("orders processed once / poison pills", f"{len(demo.orders_sent) - poison} / {poison}"),
+        (
+            "poison pills redriven and processed once",
+            f"{redriven.moved if redriven else 0} ({redriven.mode if redriven else '-'})",
+        ),
         (f"alarm {demo.info.publish_failures_alarm}", " -> ".join(demo.alarm_states)),
         (f"alarm {abandoned_alarm}", alarm_state(demo.clients("cloudwatch"), abandoned_alarm)),
         *[(f"time: {phase}", f"{seconds:.1f}s") for phase, seconds in timings.items()],
         ("time: total", f"{total:.1f}s"),
         ("expected outcomes met", f"{sum(o.met for o in demo.outcomes)}/{len(demo.outcomes)}"),
     ]
-    return f"\nDisa demo, run {demo.run_id}\n{console.table(rows, indent=2)}"
+    text = f"\nDisa demo, run {demo.run_id}\n{console.table(rows, indent=2)}"
+    if demo.latency:
+        table = [[row["stage"], row["messages"], *(row[p] for p in stages.PERCENTILES)] for row in demo.latency]
+        headers = ["stage (orders subscriber)", "messages", *(f"{p} ms" for p in stages.PERCENTILES)]
+        text += "\n\n" + console.table(table, headers=headers, indent=2, right_aligned_from=1)
+    return text

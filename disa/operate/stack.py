@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disa.common.aws import Clients
-from disa.deploy.stacks import outputs
+from disa.deploy.stacks import described, outputs_of, parameters_of
 
 
 @dataclass(frozen=True)
 class StackInfo:
     name: str
+    name_prefix: str  # the NamePrefix its resources are named with, which subscriber stacks share
     table: str
     key_name: str
     key_type: str
@@ -27,9 +28,13 @@ class StackInfo:
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
-        out = outputs(clients, stack)
+        description = described(
+            clients, stack, f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
+        )
+        out = outputs_of(description)
         return cls(
             name=stack,
+            name_prefix=parameters_of(description)["NamePrefix"],
             table=out["TableName"],
             key_name=out["KeyAttributeName"],
             key_type=out["KeyAttributeType"],
@@ -43,6 +48,10 @@ class StackInfo:
             stream_lag_alarm=out["StreamLagAlarmName"],
             trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
         )
+
+    @property
+    def topic_is_fifo(self) -> bool:
+        return self.topic_arn.endswith(".fifo")  # SNS requires the suffix on FIFO topic names
 
     @property
     def alarm_names(self) -> tuple[str, ...]:

@@ -206,3 +206,36 @@ def test_status_prints_aligned_tables_for_people(moto_stack, capsys):
     assert "oldest PENDING since: -" in lines
     assert lines[-2].split() == ["key", "status", "attempt", "updated", "reason"]
     assert lines[-1].split() == ["007", "FAILED", "2"], "a key that looks like a number stays as written"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--queue-type", "fifo"],
+            "publishes to a standard topic and AWS refuses to subscribe a FIFO queue to it; drop --queue-type fifo",
+        ),
+        (["--handler", "orders.handler"], "--handler and --code go together"),
+        (["--handler", "orders", "--code", "."], "--handler 'orders' must look like module.function"),
+        (["--handler", "nowhere.handler", "--code", "."], "--handler nowhere.handler: no nowhere.py in ."),
+        (["--filter-policy", "{kind"], "--filter-policy is not JSON"),
+        (["--filter-policy", "[1]"], "--filter-policy must be a JSON object"),
+    ],
+)
+def test_subscribe_refuses_what_aws_or_the_consumer_would_refuse_in_one_line(moto_stack, capsys, args, expected):
+    code, out, err = disa(capsys, "subscribe", "orders", "--stack", NAME_PREFIX, *args)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"disa: {expected}") or expected in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_subscriber_commands_name_a_missing_subscriber_and_how_to_list_them(moto_stack, capsys):
+    for command in (["redrive", "ghost"], ["unsubscribe", "ghost"]):
+        code, _, err = disa(capsys, *command, "--stack", NAME_PREFIX)
+        assert code == 1
+        listing = f"disa subscribers --stack {NAME_PREFIX}"
+        assert err == f"disa: no subscriber ghost on stack {NAME_PREFIX}; list them with `{listing}`\n"
+    code, out, _ = disa(capsys, "subscribers", "--stack", NAME_PREFIX)
+    assert code == 0 and out.startswith(f"stack {NAME_PREFIX} has no subscribers")
+    code, _, err = disa(capsys, "subscribe", "Bad_Name", "--stack", NAME_PREFIX)
+    assert code == 1 and "subscriber name 'Bad_Name' must start with a letter" in err

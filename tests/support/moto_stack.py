@@ -174,6 +174,7 @@ class MotoStack:
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
         body = {
+            "Parameters": {"NamePrefix": {"Type": "String"}},
             # A stack needs a resource; a parameter is the cheapest one moto creates.
             "Resources": {
                 "Placeholder": {
@@ -183,7 +184,11 @@ class MotoStack:
             },
             "Outputs": {name: {"Value": value} for name, value in outputs.items()},
         }
-        self.clients["cloudformation"].create_stack(StackName=NAME_PREFIX, TemplateBody=json.dumps(body))
+        self.clients["cloudformation"].create_stack(
+            StackName=NAME_PREFIX,
+            TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": "NamePrefix", "ParameterValue": NAME_PREFIX}],
+        )
 
     # -- the environment the functions get --------------------------------------------------
     def environment(self) -> dict[str, str]:

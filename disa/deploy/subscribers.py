@@ -1,0 +1,103 @@
+"""`disa subscribe` and `disa unsubscribe`: a subscriber is its own stack
+(cft/subscriber-stack.yaml), owned by the team that consumes it, wired to the Disa stack's
+topic and alarm topic through that stack's outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from disa.common.aws import Clients
+from disa.common.console import progress
+from disa.common.errors import UserError
+from disa.deploy import packaging, stacks
+from disa.operate.stack import StackInfo
+from disa.operate.subscribers import SubscriberInfo, depth, stack_name
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer team asks for; ``parameters`` holds any other template parameter."""
+
+    name: str
+    queue_type: str | None = None  # None: the topic's type
+    handler: str | None = None
+    code: Path | None = None
+    filter_policy: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def subscribe(
+    clients: Clients, disa: StackInfo, request: Subscription, bucket: str, log: Callable[[str], None] = progress
+) -> dict[str, str]:
+    """Create or update the subscriber's stack; returns its outputs."""
+    topic_type = "fifo" if disa.topic_is_fifo else "standard"
+    queue_type = request.queue_type or topic_type
+    if queue_type == "fifo" and topic_type == "standard":
+        raise UserError(
+            f"stack {disa.name} publishes to a standard topic and AWS refuses to subscribe a FIFO queue to it; "
+            "drop --queue-type fifo, or deploy Disa with -p TopicType=fifo"
+        )
+    _check_consumer(request)
+    parameters = {
+        "NamePrefix": disa.name_prefix,
+        "SubscriberName": request.name,
+        "TopicArn": disa.topic_arn,
+        "TopicType": topic_type,
+        "QueueType": queue_type,
+        "AlarmTopicArn": disa.alarm_topic_arn,
+        "ConsumerHandler": request.handler or "",
+        **({"FilterPolicy": _filter_policy(request.filter_policy)} if request.filter_policy is not None else {}),
+        **request.parameters,
+    }
+    packaged = packaging.package_subscriber(clients, bucket, request.code, log=log)
+    stack = stack_name(disa.name, request.name)
+    stacks.deploy(clients, stack, packaged, parameters, log)
+    return stacks.outputs(clients, stack)
+
+
+def unsubscribe(
+    clients: Clients, disa_stack: str, name: str, discard: bool, log: Callable[[str], None] = progress
+) -> None:
+    """Delete the subscriber's stack, queues included; refuses while they hold messages
+    unless ``discard``, so no message is lost by accident."""
+    subscriber = SubscriberInfo.of(clients, disa_stack, name)
+    waiting = {
+        queue: depth(clients, ref)
+        for queue, ref in (("queue", subscriber.queue), ("dead-letter queue", subscriber.dead_letter))
+    }
+    held = {queue: sum(counts.values()) for queue, counts in waiting.items() if sum(counts.values())}
+    if held and not discard:
+        described = ", ".join(f"its {queue} holds {n}" for queue, n in held.items())
+        raise UserError(
+            f"subscriber {name} still has messages ({described}); drain or redrive them, "
+            "or pass --discard to delete them with the queues"
+        )
+    stacks.destroy(clients, subscriber.stack, log)
+
+
+def _check_consumer(request: Subscription) -> None:
+    if request.handler is None and request.code is None:
+        return
+    if request.handler is None or request.code is None:
+        raise UserError("--handler and --code go together: --handler MODULE.FUNCTION --code FOLDER")
+    module, _, function = request.handler.rpartition(".")
+    if not module or not function:
+        raise UserError(f"--handler {request.handler!r} must look like module.function, e.g. orders.handler")
+    relative = Path(*module.split("."))
+    if not any(
+        (request.code / candidate).is_file() for candidate in (relative.with_suffix(".py"), relative / "__init__.py")
+    ):
+        raise UserError(f"--handler {request.handler}: no {relative.with_suffix('.py')} in {request.code}")
+
+
+def _filter_policy(text: str) -> str:
+    try:
+        policy = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--filter-policy is not JSON: {error}") from error
+    if not isinstance(policy, dict) or not policy:
+        raise UserError('--filter-policy must be a JSON object, e.g. \'{"kind": ["order"]}\'')
+    return json.dumps(policy, separators=(",", ":"))
