@@ -1,6 +1,7 @@
-"""cft/subscriber-stack.yaml, read and evaluated: what `disa` passes it and reads back, the
-rules AWS enforces that the local engine does not, the dashboard against AWS's body syntax
-and the consumer stages contract, and least privilege and encryption."""
+"""cft/subscriber-stack.yaml, read and evaluated: what `disa` passes it and reads back, its
+rules, what AWS enforces and the local engine does not (visibility timeout against the
+consumer's), the dashboard against AWS's body syntax and the consumer stages contract, and
+least privilege and encryption."""
 
 from __future__ import annotations
 
