@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,16 @@ from typing import Any
 from disa.deploy.packaging import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
-NESTED = ROOT / "cft" / "nested-stacks"
+CFT = ROOT / "cft"
+NESTED = CFT / "nested-stacks"
 ASL_PATH = ROOT / "state-machine" / "publisher.asl.json"
 
 
 @cache
 def _template(name: str) -> dict[str, Any]:
-    path = ROOT / "cft" / "root-stack.yaml" if name == "root-stack" else NESTED / f"{name}.yaml"
-    return load_template(path)
+    # Standalone stacks (the root stack, the subscriber stack) sit in cft/, nested ones below it.
+    path = CFT / f"{name}.yaml"
+    return load_template(path if path.exists() else NESTED / f"{name}.yaml")
 
 
 def template(name: str) -> dict[str, Any]:
@@ -33,4 +36,68 @@ def asl_text() -> str:
 
 
 def all_template_paths() -> list[Path]:
-    return [ROOT / "cft" / "root-stack.yaml", *sorted(NESTED.glob("*.yaml"))]
+    return [*sorted(CFT.glob("*.yaml")), *sorted(NESTED.glob("*.yaml"))]
+
+
+def template_names() -> list[str]:
+    """Every template, by the name template() takes."""
+    return [path.stem for path in all_template_paths()]
+
+
+class Evaluator:
+    """A template's intrinsic functions evaluated as CloudFormation would for given parameter
+    values (the rest take their defaults); `attributes` stands in for what only a deployment
+    knows: a resource's Ref ("Queue") and GetAtt ("Queue.QueueName"), and pseudo parameters."""
+
+    NO_VALUE = object()
+
+    def __init__(self, name: str, parameters: dict[str, str], attributes: dict[str, str]) -> None:
+        self.template = template(name)
+        defaults = {k: str(v["Default"]) for k, v in self.template["Parameters"].items() if "Default" in v}
+        self.values = {**defaults, **parameters, **attributes}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def rule_failures(self) -> list[str]:
+        """The AssertDescription of every rule assertion that refuses these parameters."""
+        failures = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" not in rule or self.resolve(rule["RuleCondition"]):
+                failures += [a["AssertDescription"] for a in rule["Assertions"] if not self.resolve(a["Assert"])]
+        return failures
+
+    def resolve(self, node: Any) -> Any:  # noqa: C901 - one branch per intrinsic function
+        if isinstance(node, list):
+            return [v for v in map(self.resolve, node) if v is not self.NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
+            return {k: r for k, v in node.items() if (r := self.resolve(v)) is not self.NO_VALUE}
+        [(function, args)] = node.items()
+        if function == "Ref":
+            return self.NO_VALUE if args == "AWS::NoValue" else self.values[args]
+        if function == "Fn::GetAtt":
+            return self.values[args if isinstance(args, str) else ".".join(args)]
+        if function == "Fn::Sub":
+            text, local = (args, {}) if isinstance(args, str) else (args[0], self.resolve(args[1]))
+            return re.sub(r"\$\{([^!}][^}]*)\}", lambda m: str({**self.values, **local}[m[1]]), text)
+        if function == "Fn::Join":
+            return args[0].join(str(v) for v in self.resolve(args[1]))
+        if function == "Fn::If":
+            return self.resolve(args[1] if self.condition(args[0]) else args[2])
+        if function == "Fn::FindInMap":
+            mapping, first, second = self.resolve(args)
+            return self.template["Mappings"][mapping][str(first)][second]
+        if function == "Fn::Equals":
+            left, right = self.resolve(args)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self.resolve(args[0])
+        if function == "Fn::And":
+            return all(self.resolve(args))
+        if function == "Fn::Or":
+            return any(self.resolve(args))
+        if function == "Condition":
+            return self.condition(args)
+        raise NotImplementedError(function)

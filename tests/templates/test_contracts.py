@@ -13,7 +13,7 @@ from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
 
-from tests.support.templates import ROOT, asl_text, resources, template
+from tests.support.templates import ROOT, asl_text, resources, template, template_names
 
 pytestmark = pytest.mark.templates
 
@@ -128,9 +128,7 @@ def test_alarms_cannot_sit_in_insufficient_data_and_notify_both_ways():
         assert props["AlarmActions"] and props["OKActions"], name
 
 
-@pytest.mark.parametrize(
-    "name", ["root-stack", "encryption", "table", "topics", "roles", "state-machine", "functions", "alarms"]
-)
+@pytest.mark.parametrize("name", template_names())
 def test_every_parameter_is_constrained(name):
     for param, spec in template(name).get("Parameters", {}).items():
         constrained = "AllowedValues" in spec or "AllowedPattern" in spec or {"MinValue", "MaxValue"} <= set(spec)
@@ -148,7 +146,7 @@ def test_root_parameters_are_all_grouped_and_labelled():
 
 
 def test_no_account_region_or_email_literals():
-    for name in ("root-stack", "encryption", "table", "topics", "roles", "state-machine", "functions", "alarms"):
+    for name in template_names():
         text = json.dumps(template(name))
         assert not re.search(r"\b\d{12}\b", text), f"{name} has an account id literal"
         assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", text), f"{name} has a region literal"

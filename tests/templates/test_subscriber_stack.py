@@ -1,0 +1,458 @@
+"""cft/subscriber-stack.yaml, read and evaluated: what `disa` passes it and reads back, its
+rules, what AWS enforces and the local engine does not (visibility timeout against the
+consumer's), the dashboard against AWS's body syntax and the consumer stages contract, and
+least privilege and encryption."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import jsonschema
+import pytest
+from disa_lambda.consumer import stages
+
+from tests.support.templates import ROOT, Evaluator, resources, template
+
+pytestmark = pytest.mark.templates
+NAME = "subscriber-stack"
+SCHEMA = json.loads((ROOT / "tests" / "support" / "dashboard-body.schema.json").read_text())
+
+# What the CLI passes (disa deploys the stack as <disa-stack>-sub-<name>): the names it relies on
+# and the defaults of those it may leave out.
+CLI_PARAMETERS = {
+    "NamePrefix": None,
+    "SubscriberName": None,
+    "TopicArn": None,
+    "TopicType": None,
+    "QueueType": None,
+    "AlarmTopicArn": None,
+    "RawMessageDelivery": "true",
+    "FilterPolicy": "",
+    "FilterPolicyScope": "MessageAttributes",
+    "MaxReceiveCount": 5,
+    "DelaySeconds": 0,
+    "MessageRetentionSeconds": 345600,
+    "DeadLetterRetentionSeconds": 1209600,
+    "OldestMessageAgeAlarmSeconds": 900,
+    "ConsumerHandler": "",
+    "ArtifactBucket": "",
+    "ConsumerCodeKey": "",
+    "ConsumerTimeoutSeconds": "30",
+    "ConsumerBatchSize": 10,
+    "ConsumerMemorySize": 256,
+    "ProcessedIdRetentionSeconds": 1296000,
+}
+OUTPUTS = {
+    "QueueUrl",
+    "QueueArn",
+    "QueueName",
+    "DeadLetterQueueUrl",
+    "DeadLetterQueueArn",
+    "SubscriptionArn",
+    "QueueIsFifo",
+    "KeyArn",
+    "DashboardName",
+    "DeadLetterAlarmName",
+    "OldestMessageAlarmName",
+}
+CONSUMER_OUTPUTS = {"ConsumerFunctionName", "ProcessedIdsTableName"}
+CONSUMER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "kms:Decrypt",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+}
+TOPIC = "arn:aws:sns:us-east-1:123456789012:disa-messages"
+SAMPLE = {
+    "NamePrefix": "disa",
+    "SubscriberName": "orders",
+    "TopicArn": TOPIC,
+    "TopicType": "standard",
+    "QueueType": "standard",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:disa-alarms",
+}
+WITH_CONSUMER = {"ConsumerHandler": "orders.handler", "ArtifactBucket": "team-bucket", "ConsumerCodeKey": "orders.zip"}
+# What only a deployment knows, as CloudFormation would return it.
+ATTRIBUTES = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "Queue.QueueName": "disa-orders",
+    "DeadLetterQueue.QueueName": "disa-orders-dlq",
+    "DeadLetterAlarm.Arn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:disa-orders-dead-letters",
+    "OldestMessageAlarm.Arn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:disa-orders-oldest-message",
+    "Queue.Arn": "arn:aws:sqs:us-east-1:123456789012:disa-orders",
+    "DeadLetterQueue.Arn": "arn:aws:sqs:us-east-1:123456789012:disa-orders-dlq",
+    "Key.Arn": "arn:aws:kms:us-east-1:123456789012:key/0f0e0d0c-0b0a-0908-0706-050403020100",
+    "ConsumerFunction": "disa-orders-consumer",
+    "ConsumerRole.Arn": "arn:aws:iam::123456789012:role/disa-sub-orders-ConsumerRole",
+    "ConsumerLogGroup": "/aws/lambda/disa-orders-consumer",
+    "ProcessedIdsTable": "disa-orders-processed-ids",
+}
+
+
+def _stack(**parameters: str) -> Evaluator:
+    return Evaluator(NAME, {**SAMPLE, **parameters}, ATTRIBUTES)
+
+
+def _resource(logical_id: str) -> dict:
+    return template(NAME)["Resources"][logical_id]
+
+
+def _props(logical_id: str) -> dict:
+    return _resource(logical_id)["Properties"]
+
+
+def test_is_standalone_not_nested_in_the_root_stack():
+    assert "subscriber-stack" not in json.dumps(template("root-stack"))
+
+
+def test_takes_the_parameters_the_cli_passes_with_their_defaults():
+    parameters = template(NAME)["Parameters"]
+    assert set(CLI_PARAMETERS) <= set(parameters)
+    for name, default in CLI_PARAMETERS.items():
+        assert parameters[name].get("Default") == default, name
+    extra = set(parameters) - set(CLI_PARAMETERS)
+    assert all("Default" in parameters[name] for name in extra), "a parameter the CLI does not know needs a default"
+    assert (
+        parameters["NamePrefix"]["AllowedPattern"]
+        == template("root-stack")["Parameters"]["NamePrefix"]["AllowedPattern"]
+    )
+    assert parameters["SubscriberName"]["AllowedPattern"] == "^[a-z][a-z0-9-]{0,39}$"
+
+
+def test_parameters_are_all_grouped_and_labelled():
+    subscriber = template(NAME)
+    interface = subscriber["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [p for g in interface["ParameterGroups"] for p in g["Parameters"]]
+    assert sorted(grouped) == sorted(subscriber["Parameters"])
+    assert set(interface["ParameterLabels"]) == set(subscriber["Parameters"])
+
+
+def test_outputs_are_what_the_cli_reads():
+    outputs = template(NAME)["Outputs"]
+    assert set(outputs) >= OUTPUTS | CONSUMER_OUTPUTS
+    assert {name for name, output in outputs.items() if output.get("Condition") == "HasConsumer"} == CONSUMER_OUTPUTS
+    assert _stack(QueueType="fifo", TopicType="fifo").resolve(outputs["QueueIsFifo"]["Value"]) == "true"
+    assert _stack().resolve(outputs["QueueIsFifo"]["Value"]) == "false"
+
+
+@pytest.mark.parametrize(
+    ("queue_type", "queue", "dead_letter_queue"),
+    [("standard", "disa-orders", "disa-orders-dlq"), ("fifo", "disa-orders.fifo", "disa-orders-dlq.fifo")],
+)
+def test_resources_carry_the_names_the_cli_and_the_dashboard_rely_on(queue_type, queue, dead_letter_queue):
+    stack = _stack(QueueType=queue_type, TopicType="fifo", **WITH_CONSUMER)
+    names = {
+        logical_id: stack.resolve(_props(logical_id)[key])
+        for logical_id, key in [
+            ("Queue", "QueueName"),
+            ("DeadLetterQueue", "QueueName"),
+            ("ConsumerFunction", "FunctionName"),
+            ("ProcessedIdsTable", "TableName"),
+            ("ConsumerLogGroup", "LogGroupName"),
+            ("DeadLetterAlarm", "AlarmName"),
+            ("OldestMessageAlarm", "AlarmName"),
+            ("Dashboard", "DashboardName"),
+        ]
+    }
+    assert names == {
+        "Queue": queue,
+        "DeadLetterQueue": dead_letter_queue,
+        "ConsumerFunction": "disa-orders-consumer",
+        "ProcessedIdsTable": "disa-orders-processed-ids",
+        "ConsumerLogGroup": "/aws/lambda/disa-orders-consumer",
+        "DeadLetterAlarm": "disa-orders-dead-letters",
+        "OldestMessageAlarm": "disa-orders-oldest-message",
+        "Dashboard": "disa-orders",
+    }
+
+
+@pytest.mark.parametrize("queue_type", ["standard", "fifo"])
+def test_queues_are_fifo_exactly_when_asked_and_never_deduplicate_by_content(queue_type):
+    stack = _stack(QueueType=queue_type, TopicType="fifo")
+    for logical_id in ("Queue", "DeadLetterQueue"):
+        props = stack.resolve(_props(logical_id))
+        if queue_type == "fifo":
+            assert props["FifoQueue"] is True and props["ContentBasedDeduplication"] is False, logical_id
+        else:
+            assert "FifoQueue" not in props and "ContentBasedDeduplication" not in props, logical_id
+
+
+def test_queue_polls_long_keeps_sns_sized_messages_and_dead_letters_after_max_receives():
+    props = _stack(MaxReceiveCount="7", DelaySeconds="15", MessageRetentionSeconds="86400").resolve(_props("Queue"))
+    assert props["ReceiveMessageWaitTimeSeconds"] == 20
+    assert props["MaximumMessageSize"] == 262144 == _props("DeadLetterQueue")["MaximumMessageSize"]
+    assert (props["DelaySeconds"], props["MessageRetentionPeriod"]) == ("15", "86400")
+    assert props["RedrivePolicy"] == {"deadLetterTargetArn": ATTRIBUTES["DeadLetterQueue.Arn"], "maxReceiveCount": "7"}
+
+
+def test_dead_letters_outlive_the_queue_by_default():
+    # On a standard queue a message's age in the dead-letter queue counts from its first enqueue.
+    parameters = template(NAME)["Parameters"]
+    assert parameters["DeadLetterRetentionSeconds"]["Default"] > parameters["MessageRetentionSeconds"]["Default"]
+    assert parameters["ProcessedIdRetentionSeconds"]["Default"] > parameters["DeadLetterRetentionSeconds"]["MaxValue"]
+
+
+def test_visibility_timeout_is_at_least_six_consumer_timeouts_for_every_allowed_timeout():
+    # The local engine accepts a shorter one; AWS refuses the event source mapping.
+    allowed = template(NAME)["Parameters"]["ConsumerTimeoutSeconds"]["AllowedValues"]
+    assert set(allowed) == set(template(NAME)["Mappings"]["VisibilityTimeouts"])
+    for timeout in allowed:
+        stack = _stack(ConsumerTimeoutSeconds=timeout, **WITH_CONSUMER)
+        visibility = stack.resolve(_props("Queue")["VisibilityTimeout"])
+        assert int(stack.resolve(_props("ConsumerFunction")["Timeout"])) == int(timeout)
+        assert 6 * int(timeout) <= visibility <= 43200, timeout
+
+
+@pytest.mark.parametrize(
+    ("topic_type", "queue_type"), list(itertools.product(["standard", "fifo"], ["standard", "fifo"]))
+)
+def test_rule_refuses_only_a_fifo_queue_on_a_standard_topic(topic_type, queue_type):
+    failures = _stack(TopicType=topic_type, QueueType=queue_type).rule_failures()
+    if (topic_type, queue_type) == ("standard", "fifo"):
+        [failure] = failures
+        assert failure.startswith("AWS refuses to subscribe a FIFO queue to a standard topic;")
+    else:
+        assert failures == []
+
+
+def test_rule_refuses_a_consumer_without_its_code():
+    assert _stack(**WITH_CONSUMER).rule_failures() == []
+    assert len(_stack(ConsumerHandler="orders.handler").rule_failures()) == 2
+    assert _stack().rule_failures() == [], "no consumer needs no code"
+
+
+def test_subscription_delivers_to_the_queue_filtered_only_when_asked():
+    props = _stack().resolve(_props("Subscription"))
+    assert props["Protocol"] == "sqs" and props["RawMessageDelivery"] == "true"
+    assert props["TopicArn"] == TOPIC
+    assert "FilterPolicy" not in props and "FilterPolicyScope" not in props
+    policy = '{"kind": ["order"]}'
+    filtered = _stack(FilterPolicy=policy, FilterPolicyScope="MessageBody").resolve(_props("Subscription"))
+    assert (filtered["FilterPolicy"], filtered["FilterPolicyScope"]) == (policy, "MessageBody")
+    assert json.loads(filtered["FilterPolicy"])
+
+
+@pytest.mark.parametrize(
+    ("topic_type", "queue_type", "kept"),
+    [("standard", "standard", True), ("fifo", "fifo", True), ("fifo", "standard", False)],
+)
+def test_subscription_keeps_what_sns_cannot_deliver_where_sns_accepts_the_dead_letter_queue(
+    topic_type, queue_type, kept
+):
+    # SNS takes a dead-letter queue of its subscription's kind (FIFO topic: FIFO queue), and a
+    # standard queue's dead-letter queue is standard.
+    props = _stack(TopicType=topic_type, QueueType=queue_type).resolve(_props("Subscription"))
+    assert props.get("RedrivePolicy") == ({"deadLetterTargetArn": ATTRIBUTES["DeadLetterQueue.Arn"]} if kept else None)
+
+
+@pytest.mark.parametrize("queue", ["Queue", "DeadLetterQueue"])
+def test_queue_policy_refuses_plain_http_and_lets_only_disas_topic_send(queue):
+    [policy] = [
+        r["Properties"]
+        for r in resources(NAME, "AWS::SQS::QueuePolicy").values()
+        if r["Properties"]["Queues"] == [{"Ref": queue}]
+    ]
+    deny, allow = policy["PolicyDocument"]["Statement"]
+    arn = {"Fn::GetAtt": [queue, "Arn"]}
+    assert deny == {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:*",
+        "Resource": arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert (allow["Action"], allow["Resource"]) == ("sqs:SendMessage", arn)
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "TopicArn"}}}
+
+
+def test_key_rotates_and_lets_sns_use_it_only_for_disas_topic():
+    props = _props("Key")
+    assert props["EnableKeyRotation"] is True
+    statements = props["KeyPolicy"]["Statement"]
+    assert all(s["Principal"] != "*" and s["Principal"] != {"AWS": "*"} for s in statements)
+    [sns] = [s for s in statements if s["Principal"] == {"Service": "sns.amazonaws.com"}]
+    assert set(sns["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "TopicArn"}}}
+    [logs] = [s for s in statements if "logs." in json.dumps(s["Principal"])]
+    log_group = _stack().resolve(logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"])
+    assert log_group.endswith(":log-group:/aws/lambda/disa-orders-consumer")
+
+
+def test_queues_table_logs_and_environment_use_the_stacks_key():
+    key = {"Fn::GetAtt": ["Key", "Arn"]}
+    assert _props("Queue")["KmsMasterKeyId"] == key == _props("DeadLetterQueue")["KmsMasterKeyId"]
+    assert _props("ProcessedIdsTable")["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": key,
+    }
+    assert _props("ConsumerLogGroup")["KmsKeyId"] == key
+    assert _props("ConsumerFunction")["KmsKeyArn"] == key
+
+
+def test_processed_ids_table_has_powertools_idempotency_layout_and_recovery():
+    props = _props("ProcessedIdsTable")
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_consumer_exists_only_with_a_handler():
+    conditional = {k for k, r in template(NAME)["Resources"].items() if r.get("Condition") == "HasConsumer"}
+    assert conditional == {
+        "ProcessedIdsTable",
+        "ConsumerLogGroup",
+        "ConsumerRole",
+        "ConsumerFunction",
+        "ConsumerMapping",
+    }
+    assert not _stack().condition("HasConsumer")
+    assert _stack(**WITH_CONSUMER).condition("HasConsumer")
+
+
+def test_consumer_runs_the_handler_from_the_teams_zip_with_the_contracts_environment():
+    props = _stack(**WITH_CONSUMER).resolve(_props("ConsumerFunction"))
+    assert (props["Runtime"], props["Architectures"], props["Handler"]) == ("python3.12", ["arm64"], "orders.handler")
+    assert props["Code"] == {"S3Bucket": "team-bucket", "S3Key": "orders.zip"}
+    assert props["Environment"]["Variables"] == {
+        "SUBSCRIBER_NAME": "disa-orders",
+        "PROCESSED_IDS_TABLE_NAME": "disa-orders-processed-ids",
+        "QUEUE_IS_FIFO": "false",
+        "PROCESSED_ID_RETENTION_SECONDS": "1296000",
+        "POWERTOOLS_SERVICE_NAME": "disa-orders",
+        "POWERTOOLS_METRICS_NAMESPACE": stages.NAMESPACE,
+    }
+    fifo = _stack(QueueType="fifo", TopicType="fifo", **WITH_CONSUMER).resolve(_props("ConsumerFunction"))
+    assert fifo["Environment"]["Variables"]["QUEUE_IS_FIFO"] == "true"
+
+
+def test_consumer_mapping_reports_partial_batch_failures():
+    props = _stack(ConsumerBatchSize="4", **WITH_CONSUMER).resolve(_props("ConsumerMapping"))
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == "4"
+    assert _props("ConsumerMapping")["EventSourceArn"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+
+
+def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_resources():
+    [policy] = _props("ConsumerRole")["Policies"]
+    granted, resources_by_action = set(), {}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        granted.update(actions)
+        resources_by_action.update(dict.fromkeys(actions, statement["Resource"]))
+    assert granted == CONSUMER_ACTIONS
+    owner = {"sqs": "Queue", "dynamodb": "ProcessedIdsTable", "kms": "Key", "logs": "ConsumerLogGroup"}
+    for action, resource in resources_by_action.items():
+        assert resource == {"Fn::GetAtt": [owner[action.split(":")[0]], "Arn"]}, action
+
+
+def test_alarms_notify_disas_alarm_topic_both_ways_and_say_what_to_do():
+    stack = _stack()
+    for logical_id in ("DeadLetterAlarm", "OldestMessageAlarm"):
+        props = stack.resolve(_props(logical_id))
+        assert props["AlarmActions"] == props["OKActions"] == [SAMPLE["AlarmTopicArn"]], logical_id
+        assert props["TreatMissingData"] == "notBreaching", logical_id
+        assert (props["Namespace"], props["Statistic"]) == ("AWS/SQS", "Maximum"), logical_id
+        assert "disa redrive orders" in props["AlarmDescription"], logical_id
+    dead = stack.resolve(_props("DeadLetterAlarm"))
+    assert (dead["MetricName"], dead["Threshold"], dead["ComparisonOperator"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": "disa-orders-dlq"}]
+    oldest = _stack(OldestMessageAgeAlarmSeconds="600").resolve(_props("OldestMessageAlarm"))
+    assert (oldest["MetricName"], oldest["Threshold"]) == ("ApproximateAgeOfOldestMessage", "600")
+    assert oldest["Dimensions"] == [{"Name": "QueueName", "Value": "disa-orders"}]
+    assert oldest["EvaluationPeriods"] > 1
+
+
+def _dashboard(**parameters: str) -> dict:
+    body = _stack(**parameters).resolve(_props("Dashboard")["DashboardBody"])
+    return json.loads(body)
+
+
+def _metric_rows(dashboard: dict) -> list[tuple[str, str, tuple[str, ...], dict]]:
+    rows = []
+    for widget in dashboard["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            *names, rendering = row if isinstance(row[-1], dict) else [*row, {}]
+            assert len(names) % 2 == 0, f"{row}: namespace, metric name, then dimension name/value pairs"
+            assert all(isinstance(n, str) for n in names), f"{row}: the rendering properties come last"
+            rows.append((names[0], names[1], tuple(names[2:]), rendering))
+    return rows
+
+
+@pytest.mark.parametrize("consumer", [False, True])
+def test_dashboard_body_follows_aws_dashboard_syntax(consumer):
+    dashboard = _dashboard(**(WITH_CONSUMER if consumer else {}))
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.validate(dashboard, SCHEMA, cls=jsonschema.Draft202012Validator)
+    cells = set()
+    for widget in dashboard["widgets"]:
+        assert widget["x"] + widget["width"] <= 24, widget["properties"].get("title")
+        for dx, dy in itertools.product(range(widget["width"]), range(widget["height"])):
+            cell = (widget["x"] + dx, widget["y"] + dy)
+            assert cell not in cells, f"widgets overlap at {cell}"
+            cells.add(cell)
+
+
+def test_dashboard_schema_refuses_what_aws_refuses():
+    good = _dashboard()
+    for broken in (
+        {},
+        {"widgets": [{"type": "metric", "properties": {"metrics": [["A", "B"]]}}]},  # no region
+        {"widgets": [{"type": "metric", "width": 25, "properties": {"region": "us-east-1", "metrics": [["A", "B"]]}}]},
+        {"widgets": [{"type": "text", "properties": {}}]},
+        {
+            "widgets": [
+                {"type": "metric", "properties": {"region": "us-east-1", "metrics": [["A", "B", {"stat": "p"}]]}}
+            ]
+        },
+        {**good, "widget": []},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_dashboard_charts_every_stage_at_every_percentile_and_every_counter_from_the_contract():
+    rows = _metric_rows(_dashboard())
+    subscriber = (stages.DIMENSION, "disa-orders")
+    charted = {
+        (metric, rendering.get("stat"))
+        for namespace, metric, dims, rendering in rows
+        if namespace == stages.NAMESPACE and dims == subscriber
+    }
+    expected = {(stage.metric, p) for stage in stages.STAGES for p in stages.PERCENTILES}
+    assert expected <= charted
+    assert {(counter, "Sum") for counter in stages.COUNTERS} <= charted
+    ours = {metric for namespace, metric, _, _ in rows if namespace == stages.NAMESPACE}
+    assert ours == {stage.metric for stage in stages.STAGES} | set(stages.COUNTERS), "nothing outside the contract"
+    # The dimension the consumer emits is the one its environment names.
+    env = _stack(**WITH_CONSUMER).resolve(_props("ConsumerFunction")["Environment"]["Variables"])
+    assert env["SUBSCRIBER_NAME"] == subscriber[1]
+
+
+def test_dashboard_shows_queue_health_always_and_the_consumer_only_when_there_is_one():
+    without = {(ns, m, dims) for ns, m, dims, _ in _metric_rows(_dashboard())}
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ("QueueName", "disa-orders-dlq")) in without
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", ("QueueName", "disa-orders")) in without
+    assert not any(ns == "AWS/Lambda" for ns, _, _ in without)
+    with_consumer = {(ns, m, dims) for ns, m, dims, _ in _metric_rows(_dashboard(**WITH_CONSUMER))}
+    function = ("FunctionName", "disa-orders-consumer")
+    assert {("AWS/Lambda", m, function) for m in ("Errors", "Throttles", "Duration")} <= with_consumer
