@@ -245,8 +245,8 @@ def _status(clients: Clients, args: argparse.Namespace) -> int:
         if subscriber["latency"]:
             print(f"latency (ms) over the last {args.minutes} min:")
             _print_table(subscriber["latency"])
-        else:
-            print(f"no consumer metrics in the last {args.minutes} min")
+        elif subscriber["consumer"]:
+            print(f"no message processed in the last {args.minutes} min")
     return 0
 
 
@@ -254,6 +254,7 @@ def subscriber_report(clients: Clients, disa_stack: str, minutes: int) -> list[d
     return [
         {
             "name": subscriber.name,
+            "consumer": subscriber.consumer_function,
             "queue": subscriber_stacks.depth(clients, subscriber.queue),
             "deadLetters": subscriber_stacks.depth(clients, subscriber.dead_letter)["waiting"],
             "latency": subscriber_stacks.latency(clients, subscriber, minutes),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from disa.common import paths
 from disa.common.aws import Clients
 from disa.common.console import progress
 from disa.common.errors import UserError
@@ -41,6 +42,8 @@ def subscribe(
             "drop --queue-type fifo, or deploy Disa with -p TopicType=fifo"
         )
     _check_consumer(request)
+    _check_names(disa.name_prefix, request, queue_type)
+    _check_retention(request.parameters)
     parameters = {
         "NamePrefix": disa.name_prefix,
         "SubscriberName": request.name,
@@ -91,6 +94,38 @@ def _check_consumer(request: Subscription) -> None:
         (request.code / candidate).is_file() for candidate in (relative.with_suffix(".py"), relative / "__init__.py")
     ):
         raise UserError(f"--handler {request.handler}: no {relative.with_suffix('.py')} in {request.code}")
+
+
+# AWS's name limits: a Lambda function name is at most 64 characters (the consumer is
+# PREFIX-NAME-consumer), a queue name at most 80 (the dead-letter queue is PREFIX-NAME-dlq.fifo).
+_LONGEST_WITH_CONSUMER = 64 - len("--consumer")
+_LONGEST_QUEUE = {"standard": 80 - len("--dlq"), "fifo": 80 - len("--dlq.fifo")}
+
+
+def _check_names(name_prefix: str, request: Subscription, queue_type: str) -> None:
+    length = len(name_prefix) + len(request.name)
+    longest = min(_LONGEST_QUEUE[queue_type], _LONGEST_WITH_CONSUMER if request.handler else 10**6)
+    if length > longest:
+        raise UserError(
+            f"subscriber name {request.name!r} is too long for stack prefix {name_prefix!r}: together they may have "
+            f"{longest} characters (AWS's limits on queue and function names); choose a shorter name"
+        )
+
+
+def _check_retention(parameters: dict[str, str]) -> None:
+    """On a standard queue a message's age in the dead-letter queue counts from when it was
+    first queued, so a dead-letter queue that keeps messages no longer than its source
+    would drop them as they arrive (CloudFormation rules cannot compare numbers)."""
+    defaults = packaging.load_template(paths.SUBSCRIBER_TEMPLATE)["Parameters"]
+    source, dead = (
+        int(parameters.get(name, defaults[name]["Default"]))
+        for name in ("MessageRetentionSeconds", "DeadLetterRetentionSeconds")
+    )
+    if dead <= source:
+        raise UserError(
+            f"DeadLetterRetentionSeconds ({dead}) must exceed MessageRetentionSeconds ({source}): a dead letter's "
+            "age counts from when it was first queued"
+        )
 
 
 def _filter_policy(text: str) -> str:

@@ -14,6 +14,8 @@ from disa_lambda.models.status import Status
 
 from disa import cli
 from disa.common.aws import Target
+from disa.common.errors import UserError
+from disa.deploy import subscribers
 from disa.deploy.packaging import tls_only_policy
 from tests.support.moto_stack import NAME_PREFIX
 
@@ -220,6 +222,7 @@ def test_status_prints_aligned_tables_for_people(moto_stack, capsys):
         (["--handler", "nowhere.handler", "--code", "."], "--handler nowhere.handler: no nowhere.py in ."),
         (["--filter-policy", "{kind"], "--filter-policy is not JSON"),
         (["--filter-policy", "[1]"], "--filter-policy must be a JSON object"),
+        (["-p", "MessageRetentionSeconds=1209600"], "DeadLetterRetentionSeconds (1209600) must exceed"),
     ],
 )
 def test_subscribe_refuses_what_aws_or_the_consumer_would_refuse_in_one_line(moto_stack, capsys, args, expected):
@@ -239,3 +242,13 @@ def test_subscriber_commands_name_a_missing_subscriber_and_how_to_list_them(moto
     assert code == 0 and out.startswith(f"stack {NAME_PREFIX} has no subscribers")
     code, _, err = disa(capsys, "subscribe", "Bad_Name", "--stack", NAME_PREFIX)
     assert code == 1 and "subscriber name 'Bad_Name' must start with a letter" in err
+
+
+@pytest.mark.parametrize(
+    ("queue_type", "handler", "longest"), [("standard", None, 75), ("fifo", None, 70), ("standard", "a.b", 54)]
+)
+def test_subscriber_names_stay_within_awss_queue_and_function_name_limits(queue_type, handler, longest):
+    prefix = "p" * 31
+    subscribers._check_names(prefix, subscribers.Subscription("n" * (longest - 31), handler=handler), queue_type)
+    with pytest.raises(UserError, match=f"together they may have {longest} characters"):
+        subscribers._check_names(prefix, subscribers.Subscription("n" * (longest - 30), handler=handler), queue_type)

@@ -58,7 +58,8 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
         "from disa_lambda.models.settings import TriggerSettings as S;"
         "s = S('t', 'arn', False, 3, 300, 60, 600, 4); k = {'id': {'S': 'k'}};"
         "c = attempts.plan_claim(k, 1, 0, s, random.Random(1));"
-        "attempts.execution_input(k, c, attempts.publish_parameters(k, {'message': {'S': 'm'}}, False, 't0'));"
+        "p = attempts.publish_parameters(k, {'message': {'S': 'm'}}, False, '2026-01-01T00:00:00.000Z');"
+        "attempts.execution_input(k, c, p);"
         "print('ok')"
     )
     result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path), sdk], capture_output=True, text=True)
