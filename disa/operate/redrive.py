@@ -213,7 +213,7 @@ class _Portable:
         self.in_hand: dict[str, str] = {}  # MessageId -> receipt handle, received and not deleted
         self.stopped_groups: set[str] = set()  # FIFO groups with a failed message: order is kept
         # Long enough to send a batch at the slowest rate, then delete it.
-        self.visibility = 60 + math.ceil(BATCH * (pacer.interval if pacer else 0))
+        self.visibility = min(43_200, 60 + math.ceil(BATCH * (pacer.interval if pacer else 0)))  # SQS: 12 h at most
 
     def run(self) -> RedriveReport:
         status = "COMPLETED"
