@@ -322,7 +322,7 @@ def _redrive(clients: Clients, args: argparse.Namespace) -> int:
         return 0
     report = redrive.redrive(clients, subscriber.dead_letter, subscriber.queue, args.rate)
     print(f"redrive of {args.name} ({report.mode}): {report.moved} moved, {report.failed} failed, {report.status}")
-    return 0 if report.failed == 0 else 1
+    return 0 if report.complete and report.failed == 0 else 1
 
 
 def _retry(clients: Clients, args: argparse.Namespace) -> int:
