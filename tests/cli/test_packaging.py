@@ -12,6 +12,7 @@ import boto3
 import pytest
 from disa_lambda import contracts
 
+from disa.common import paths
 from disa.deploy.packaging import build_lambda_zip
 
 pytestmark = pytest.mark.packaging
@@ -64,3 +65,11 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
     )
     result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path), sdk], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_consumer_zip_holds_the_consumers_code_at_its_root_beside_the_helper():
+
+    names = set(
+        zipfile.ZipFile(io.BytesIO(packaging.build_lambda_zip(lambda _: None, paths.SAMPLE_CONSUMER))).namelist()
+    )
+    assert {"orders.py", "disa_lambda/consumer/consumer.py", "aws_lambda_powertools/__init__.py"} <= names
