@@ -69,7 +69,5 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
 
 def test_a_consumer_zip_holds_the_consumers_code_at_its_root_beside_the_helper():
 
-    names = set(
-        zipfile.ZipFile(io.BytesIO(packaging.build_lambda_zip(lambda _: None, paths.SAMPLE_CONSUMER))).namelist()
-    )
+    names = set(zipfile.ZipFile(io.BytesIO(build_lambda_zip(lambda _: None, paths.SAMPLE_CONSUMER))).namelist())
     assert {"orders.py", "disa_lambda/consumer/consumer.py", "aws_lambda_powertools/__init__.py"} <= names
