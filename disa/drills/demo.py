@@ -13,7 +13,6 @@ summary and the latency of each stage. Exits 0 only if every expected outcome ha
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -23,7 +22,7 @@ from typing import Any, Callable
 from disa_lambda.consumer import stages
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
-from disa.common import console, paths
+from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import alarm_state, at_most_every, get_item, received_messages, wait_until
 from disa.common.console import progress
@@ -46,18 +45,9 @@ PARAMETERS = {
     "RetryMaxDelaySeconds": "5",
     "MaxAttempts": "5",
 }
-# `audit` keeps every message for the demo to read; `orders` runs the sample consumer on
-# orders only, two receives before the dead-letter queue (seed 002), and a 3 s timeout, so
-# its queue's visibility timeout (6x) lets a failed order come back within 18 s.
+# `audit` keeps every message for the demo to read; `orders` runs the sample consumer.
 AUDIT = Subscription(name="audit")
-ORDERS = Subscription(
-    name="orders",
-    handler="orders.handler",
-    code=paths.SAMPLE_CONSUMER,
-    filter_policy=json.dumps({"kind": [orders.ORDER_KIND]}),
-    parameters={"MaxReceiveCount": "2", "ConsumerTimeoutSeconds": "3"},
-)
-FIXED_HANDLER = "orders.handler_with_default_store"
+ORDERS, FIXED_HANDLER = orders.SUBSCRIPTION, orders.FIXED_HANDLER
 BATCH, OUTAGE_BATCH, ORDERS_SENT = 10, 5, 12
 POLL_SECONDS = 1.0
 REPORT_EVERY_SECONDS = 5

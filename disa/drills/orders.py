@@ -13,13 +13,26 @@ from typing import Any
 
 from disa_lambda.models import message as message_attributes
 
+from disa.common import paths
 from disa.common.aws import Clients
+from disa.deploy.subscribers import Subscription
 from disa.operate import items
 from disa.operate.stack import StackInfo
 
 # The sample consumer logs this line once per order it processed (code/python/sample_consumer).
 PROCESSED_LINE = "order processed"
 ORDER_KIND = "order"  # the `kind` attribute the orders subscriber's filter policy selects
+# The sample consumer on orders only, two receives before the dead-letter queue (seed 002),
+# and a 3 s timeout, so its queue's visibility timeout (6x) lets a failed order come back
+# within 18 s; FIXED_HANDLER is the consumer after the fix that lets the poison pills through.
+SUBSCRIPTION = Subscription(
+    name="orders",
+    handler="orders.handler",
+    code=paths.SAMPLE_CONSUMER,
+    filter_policy=json.dumps({"kind": [ORDER_KIND]}),
+    parameters={"MaxReceiveCount": "2", "ConsumerTimeoutSeconds": "3"},
+)
+FIXED_HANDLER = "orders.handler_with_default_store"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ subscriber on a FIFO stack keeps each group's order."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -17,7 +17,6 @@ from disa_lambda.consumer import stages
 from disa_lambda.models import message as message_attributes
 
 from disa import cli
-from disa.common import paths
 from disa.common.aws_helpers import received_messages, wait_until
 from disa.deploy import stacks
 from disa.deploy.subscribers import Subscription, subscribe, unsubscribe
@@ -28,15 +27,7 @@ from disa.operate.subscribers import SubscriberInfo, depth, latency, subscribers
 from tests.e2e.conftest import ARTIFACT_BUCKET, PARAMETERS, quiet
 
 pytestmark = pytest.mark.e2e
-# Two receives, then the dead-letter queue (seed 002); a 3 s consumer timeout makes the
-# queue's visibility timeout 18 s, so a failed message is received again within seconds.
-ORDERS = Subscription(
-    name="orders",
-    handler="orders.handler",
-    code=paths.SAMPLE_CONSUMER,
-    filter_policy=json.dumps({"kind": [orders.ORDER_KIND]}),
-    parameters={"MaxReceiveCount": "2", "ConsumerTimeoutSeconds": "3"},
-)
+ORDERS = orders.SUBSCRIPTION
 AUDIT = Subscription(name="audit")
 COUNT = 8  # two of them poison pills
 
@@ -111,7 +102,7 @@ def test_a_subscriber_without_a_consumer_receives_every_message_byte_exact(poiso
 
 def test_a_fixed_consumer_and_a_redrive_process_each_poison_pill_once(local_stack, subscribed, poisoned):
     clients, info = local_stack.clients, local_stack.info
-    fixed = Subscription(**{**ORDERS.__dict__, "handler": "orders.handler_with_default_store"})
+    fixed = dataclasses.replace(ORDERS, handler=orders.FIXED_HANDLER)
     subscribe(clients, info, fixed, ARTIFACT_BUCKET, log=quiet)
     since = time.time()
     report = redrive.redrive(clients, subscribed["orders"].dead_letter, subscribed["orders"].queue, rate=50, log=quiet)
