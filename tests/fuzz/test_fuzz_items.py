@@ -10,14 +10,15 @@ from decimal import Decimal
 
 import pytest
 from disa_lambda import contracts
-from disa_lambda.logic import attempts, intake
+from disa_lambda.logic import attempts, intake, payloads
 from disa_lambda.logic.validation import find_problem
-from disa_lambda.models import message
+from disa_lambda.models import message, pointer
 from disa_lambda.models.exceptions import ItemUnpublishable
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from jsonschema import Draft7Validator
 
 from tests.support.fuzzing import (
+    MemoryPayloads,
     RecordingStarter,
     RecordingStore,
     arbitrary_items,
@@ -41,10 +42,11 @@ def test_any_item_is_either_valid_or_rejected_with_a_reason_naming_its_field(ite
     if problem is None:
         try:
             params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
-        except ItemUnpublishable as unpublishable:  # valid by schema, not for this topic
+            payloads.plan(KEY, item, params, PUBLISHING)
+        except ItemUnpublishable as unpublishable:  # valid by schema, not for this topic or bucket
             problem = str(unpublishable)
         else:
-            assert params["Message"] == item["message"]["S"]
+            assert params.get("Message") == item.get("message", {}).get("S")
             return
     assert reason_names_a_field(problem, item), problem
 
@@ -55,6 +57,7 @@ def test_valid_items_become_byte_exact_execution_inputs(item):
     assert find_problem(item) is None
     claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(0))
     params = attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
+    assume("message" in item and payloads.plan(KEY, item, params, PUBLISHING) is None)  # stored bodies: below
     document = attempts.execution_input(KEY, claim, params)
     EXECUTION_INPUT.validate(document)
     round_tripped = json.loads(json.dumps(document, ensure_ascii=False))["publish"]
@@ -78,7 +81,8 @@ def test_valid_fifo_items_carry_their_group_and_a_deduplication_id(item):
     params = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
     retried = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
     reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T1)
-    PUBLISHED_MESSAGE.validate(params)
+    # An item naming an S3 object gets its Message (the pointer) once the object is stored.
+    PUBLISHED_MESSAGE.validate({"Message": "pointer", **params})
     assert params["MessageGroupId"] == item["messageGroupId"]["S"]
     given = item.get("deduplicationId", {}).get("S")
     if given is not None:
@@ -93,10 +97,17 @@ def test_valid_fifo_items_carry_their_group_and_a_deduplication_id(item):
 @given(arbitrary_items())
 def test_intake_never_raises_and_each_item_ends_rejected_or_started_once(item):
     store, starter = RecordingStore(), RecordingStarter()
+    # The object an item names exists in an allowed bucket; elsewhere, or by any other key, it does not.
+    payloads = MemoryPayloads(sources={("producer-uploads", "a"): b"stored body"})
     record = {"eventName": "INSERT", "eventID": "e", "dynamodb": {"Keys": KEY, "NewImage": {**item, **KEY}}}
 
-    first = intake.handle_insert(record, PUBLISHING, store, starter, 1_700_000_000, random.Random(0))
-    again = intake.handle_insert(record, PUBLISHING, store, starter, 1_700_000_001, random.Random(1))  # redelivery
+    def take(now: int, seed: int) -> intake.IntakeOutcome:
+        return intake.handle_insert(
+            record, PUBLISHING, store, starter, payloads, now, random.Random(seed), time_left_ms=lambda: 10**6
+        )
+
+    first = take(1_700_000_000, 0)
+    again = take(1_700_000_001, 1)  # redelivery
 
     if first is intake.IntakeOutcome.REJECTED:
         assert reason_names_a_field(store.rejected[json.dumps(KEY)], item)
@@ -105,4 +116,13 @@ def test_intake_never_raises_and_each_item_ends_rejected_or_started_once(item):
         assert first is intake.IntakeOutcome.STARTED and again is intake.IntakeOutcome.ALREADY_HANDLED
         [(_, document)] = starter.started
         EXECUTION_INPUT.validate(document)
-        assert document["publish"]["Message"] == item["message"]["S"]
+        published = document["publish"]
+        where = pointer.parse(published["Message"], published["MessageAttributes"])
+        if where is None:
+            assert published["Message"] == item["message"]["S"]
+        else:  # stored in S3: the pointer names the stored body, and its size is the marker
+            body = payloads.objects[where.key][0]
+            expected = item["message"]["S"].encode() if "message" in item else b"stored body"
+            assert body == expected and published["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == str(
+                len(body)
+            )

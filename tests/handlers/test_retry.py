@@ -128,6 +128,7 @@ def test_overlapping_runs_start_each_item_once(moto_stack, context):
         SnapshotIndex(seen_by_slow_run),
         deps.store,
         deps.workflow,
+        deps.payloads,
         deps.job_state,
         time.time,
         random.Random(1),
@@ -255,7 +256,7 @@ def test_the_sweep_resumes_each_segment_where_its_last_visit_stopped(moto_stack)
 
     def visit() -> sweep.SweepReport:
         return sweep.run(
-            settings, scanner, store, None, cursors, lambda: next(ticks), random.Random(1), lambda: 300_000
+            settings, scanner, store, None, None, cursors, lambda: next(ticks), random.Random(1), lambda: 300_000
         )
 
     visits = [visit()]

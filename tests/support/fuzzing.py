@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import string
+from dataclasses import dataclass
 from typing import Any
 
 from disa_lambda.logic.attempts import PAYLOAD_LIMIT_BYTES, STATE_GROWTH_RESERVE_BYTES
 from disa_lambda.logic.validation import known_fields, pipeline_owned_fields
+from disa_lambda.models.exceptions import PayloadObjectMissing
 from hypothesis import strategies as st
 
 # DynamoDB stores any valid UTF-8; surrogates cannot be encoded, so they never reach Disa.
@@ -29,6 +31,8 @@ attribute_names = st.from_regex(r"\A[A-Za-z0-9_-]([A-Za-z0-9_-]|\.(?=[A-Za-z0-9_
 subjects = st.text(alphabet=string.printable[:95].replace("\t", "").replace("\n", ""), min_size=1, max_size=99).filter(
     lambda s: s[0] != " "
 )
+# Disa's payload bucket and an allowed source (tests/support/settings.py), one it may not read
+object_buckets = st.sampled_from(["disa-payloads", "producer-uploads", "someone-elses-bucket"])
 fifo_ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=128)
 
 
@@ -48,13 +52,18 @@ attribute_values = st.sampled_from(["S", "N", "SS", "NS"]).flatmap(_value)
 def valid_items(draw, fifo: bool = False, near_limit: bool = True):
     """``near_limit`` adds messages close to Disa's size limit (counted in UTF-8 bytes, as
     AWS counts them; moto counts the ASCII-escaped JSON, so its engine needs it off)."""
-    sizes = [1, 10, 1000, 30_000] + ([PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES - 2000] if near_limit else [])
+    sizes = [1, 10, 1000, 30_000]
+    if near_limit:  # around where bodies start to be stored in S3, and well beyond
+        sizes += [PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES - 2000, PAYLOAD_LIMIT_BYTES + 1, 350_000]
     size = draw(st.sampled_from(sizes))
     message = draw(st.one_of(nonempty_text, st.just("x" * size), st.just("é✓🎉" * (size // 12 + 1))))
-    item = {"message": {"S": message}}
+    item: dict[str, Any] = {"message": {"S": message}}
+    if draw(st.integers(0, 4)) == 0:  # the body in an S3 object the item names
+        item = {"messageObject": {"M": {"bucket": {"S": draw(object_buckets)}, "key": {"S": draw(nonempty_text)}}}}
     if draw(st.booleans()):
         item["subject"] = {"S": draw(subjects)}
-    attributes = draw(st.dictionaries(attribute_names, attribute_values, max_size=8))
+    # A body stored in S3 spends one of SNS's 10 attributes on the extended clients' marker.
+    attributes = draw(st.dictionaries(attribute_names, attribute_values, max_size=8 if size < 200_000 else 7))
     if attributes or draw(st.booleans()):
         item["attributes"] = {"M": attributes}
     if fifo:
@@ -111,6 +120,7 @@ class RecordingStore:
     def __init__(self) -> None:
         self.rejected: dict[str, str] = {}
         self.claimed: dict[str, Any] = {}
+        self.deferred: dict[str, str] = {}
 
     def claim_new(self, key, claim, now_iso) -> bool:
         return self.claimed.setdefault(json.dumps(key), claim) is claim
@@ -118,6 +128,54 @@ class RecordingStore:
     def reject(self, key, reason, now_iso, inserted_token=None) -> bool:
         self.rejected[json.dumps(key)] = reason
         return True
+
+    def finish_unclaimable(self, key, observed_status, observed_token, status, reason, now_iso) -> bool:
+        self.rejected[json.dumps(key)] = reason
+        return True
+
+    def defer_start(self, key, claim, reason, now_epoch, now_iso) -> bool:
+        self.deferred[json.dumps(key)] = reason
+        return True
+
+
+@dataclass
+class StoredBody:
+    size: int
+    written_at: float
+
+
+class MemoryPayloads:
+    """The payload bucket as the logic sees it (logic/ports.py PayloadStore), in memory:
+    bodies by key, and the objects items may reference. dal/payloads.py, the real one, is
+    tested against moto's S3 in tests/handlers."""
+
+    def __init__(self, bucket: str = "disa-payloads", sources: dict[tuple[str, str], bytes] | None = None) -> None:
+        self.bucket = bucket
+        self.objects: dict[str, tuple[bytes, float]] = {}
+        self.sources = dict(sources or {})
+        self.calls: list[str] = []
+        self.clock = 1_700_000_000.0
+
+    def stored(self, key):
+        found = self.objects.get(key)
+        return None if found is None else StoredBody(len(found[0]), found[1])
+
+    def put(self, key, body) -> None:
+        self.calls.append("put")
+        self.objects[key] = (body, self.clock)
+
+    def restamp(self, key) -> None:
+        self.calls.append("restamp")
+        self.objects[key] = (self.objects[key][0], self.clock)
+
+    def size_of(self, source) -> int:
+        if (source.bucket, source.key) not in self.sources:
+            raise PayloadObjectMissing(str(source))
+        return len(self.sources[(source.bucket, source.key)])
+
+    def copy_in(self, source, key) -> None:
+        self.calls.append("copy")
+        self.objects[key] = (self.sources[(source.bucket, source.key)], self.clock)
 
 
 class RecordingStarter:

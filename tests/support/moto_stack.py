@@ -24,6 +24,7 @@ from disa.common.aws_helpers import get_item, received_messages, subscribe_queue
 from tests.support.templates import asl_text, resources, template
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's
 NAME_PREFIX = "disa-test"
 NAMESPACE = "Disa"
 KEY_NAME = "id"
@@ -49,7 +50,7 @@ class MotoStack:
     clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for service in ("dynamodb", "sns", "sqs", "stepfunctions", "cloudwatch", "kms", "cloudformation"):
+        for service in ("dynamodb", "sns", "sqs", "stepfunctions", "cloudwatch", "kms", "cloudformation", "s3"):
             self.clients[service] = boto3.client(service, region_name=REGION)
         key_arn = self.clients["kms"].create_key()["KeyMetadata"]["Arn"]
         self.params = {
@@ -59,6 +60,7 @@ class MotoStack:
             "KeyAttributeType": "S",
             "DeletionProtection": "false",
         }
+        self.payload_bucket, self.upload_bucket = self._create_buckets()
         self.table = self._create_table()
         self.job_state_table = self._create_job_state_table()
         self.topic_arn = self._create_topic()
@@ -98,6 +100,14 @@ class MotoStack:
             KeySchema=props["KeySchema"],
         )
         return props["TableName"]
+
+    def _create_buckets(self) -> tuple[str, str]:
+        """The payload bucket (CloudFormation names it; moto's S3 gets a fixed name) and a
+        producer's bucket the stack is told it may read (PayloadSourceBuckets)."""
+        names = (f"{NAME_PREFIX}-payloads", f"{NAME_PREFIX}-uploads")
+        for name in names:
+            self.clients["s3"].create_bucket(Bucket=name)
+        return names
 
     @property
     def fifo(self) -> bool:
@@ -171,6 +181,10 @@ class MotoStack:
             "TriggerFailuresAlarmName": self.alarms_by_logical_id["TriggerFailuresAlarm"],
             "StreamLagAlarmName": self.alarms_by_logical_id["StreamLagAlarm"],
             "KeyArn": self.params["KeyArn"],
+            "PayloadBucketName": self.payload_bucket,
+            "PayloadReaderPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/{NAME_PREFIX}-payload-reader",
+            "PayloadUploaderPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/{NAME_PREFIX}-payload-uploader",
+            "PayloadRetentionDays": "30",
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
         body = {
@@ -214,6 +228,11 @@ class MotoStack:
                 "SweepGraceSeconds": "600",
                 "SweepSecondsPerRun": "30",
                 "JobStateTableName": self.job_state_table,
+                "AWS::AccountId": ACCOUNT,
+                "PayloadBucketName": self.payload_bucket,
+                "PayloadSourceBuckets": self.upload_bucket,
+                "PayloadOffloadThreshold": "262144",
+                "PayloadMaxBytes": "2147483648",
             },
         )
         return {name: str(value) for name, value in values.items()}

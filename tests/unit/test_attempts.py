@@ -78,27 +78,12 @@ def test_fifo_requires_a_group_and_derives_a_stable_deduplication_id():
         attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
 
 
-def test_message_too_large_is_unpublishable_with_sizes_in_the_reason():
-    limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
-    # Disa's own attributes count toward the limit like the item's.
-    own_attributes = attempts.sns_size(attempts.publish_parameters(KEY, {"message": {"S": "x"}}, False, T0)) - 1
-    assert 0 < own_attributes < 200
-    longest = limit - own_attributes
-    at_limit = attempts.publish_parameters(KEY, {"message": {"S": "x" * longest}}, False, T0)
-    assert attempts.sns_size(at_limit) == limit
-    with pytest.raises(ItemUnpublishable, match=rf"^message: too large to publish: .* {limit + 1} bytes"):
-        attempts.publish_parameters(KEY, {"message": {"S": "x" * (longest + 1)}}, False, T0)
-    multibyte = "é" * (limit // 2 + 1)  # fewer characters than the limit, more bytes
-    with pytest.raises(ItemUnpublishable):
-        attempts.publish_parameters(KEY, {"message": {"S": multibyte}}, False, T0)
-
-
-def test_message_that_grows_when_escaped_is_unpublishable():
+def test_attributes_too_large_for_step_functions_are_unpublishable_with_the_sizes():
     claim = attempts.plan_claim(KEY, 1, 1_700_000_000, PUBLISHING, random.Random(1))
-    limit = attempts.PAYLOAD_LIMIT_BYTES - attempts.STATE_GROWTH_RESERVE_BYTES
-    quotes = '"' * (limit - 300)  # fits unescaped beside Disa's own attributes
-    params = attempts.publish_parameters(KEY, {"message": {"S": quotes}}, False, T0)
-    with pytest.raises(ItemUnpublishable, match="escaped"):
+    # The body is already a pointer here; what is left over is the attributes.
+    item = {"message": {"S": "m"}, "attributes": {"M": {"big": {"S": '"' * (attempts.INPUT_LIMIT_BYTES // 2)}}}}
+    params = attempts.publish_parameters(KEY, item, False, T0)
+    with pytest.raises(ItemUnpublishable, match=rf"^attributes: .* limit {attempts.INPUT_LIMIT_BYTES}"):
         attempts.execution_input(KEY, claim, params)
 
 

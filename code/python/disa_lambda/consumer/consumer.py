@@ -3,7 +3,9 @@
 Powertools does the batch and idempotency work: partial batch responses (on a FIFO queue
 only the failing group's later messages wait), and one processing per insert, keyed by the
 ``disa.insertId`` every copy of an insert carries, on the subscriber's processed-ids table.
-The helper adds the per-stage latency of each processed message as embedded-metric log lines.
+The helper adds the per-stage latency of each processed message as embedded-metric log lines,
+and reads the body of a message stored in S3 (the extended clients' pointer) before the
+handler sees it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from disa_lambda.consumer import latency, stages
 from disa_lambda.consumer.message import Message, parse
+from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.dal.clients import SDK_CONFIG
 
 # Longer than a dead-letter queue keeps a message (14 days at most), so a copy redriven
@@ -49,6 +52,8 @@ class Settings:
     processed_ids_table: str
     fifo: bool
     retention_seconds: int
+    payload_buckets: frozenset[str] = frozenset()  # buckets whose stored bodies it reads
+    payload_bucket_owner: str | None = None
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -57,13 +62,18 @@ class Settings:
             processed_ids_table=os.environ["PROCESSED_IDS_TABLE_NAME"],
             fifo=os.environ.get("QUEUE_IS_FIFO", "false") == "true",
             retention_seconds=int(os.environ.get("PROCESSED_ID_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)),
+            payload_buckets=frozenset(b for b in os.environ.get("PAYLOAD_BUCKETS", "").split(",") if b),
+            payload_bucket_owner=os.environ.get("PAYLOAD_BUCKET_OWNER") or None,
         )
 
 
 class Consumer:
-    def __init__(self, settings: Settings, dynamodb: Any = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings, dynamodb: Any = None, clock: Callable[[], float] = time.time, s3: Any = None
+    ) -> None:
         self.settings = settings
         self._clock = clock
+        self._payloads = PayloadReader(settings.payload_buckets, settings.payload_bucket_owner, s3)
         self._config = IdempotencyConfig(
             event_key_jmespath="key", expires_after_seconds=settings.retention_seconds, raise_on_no_idempotency_key=True
         )
@@ -152,7 +162,8 @@ class Consumer:
         assert self._current is not None
         function, message = self._current
         self._ran = True
-        function(message)
+        # Read only for a copy that is processed: a duplicate costs no S3 request.
+        function(self._payloads.resolve(message))
         return {"key": copy["key"]}
 
     def _now_ms(self) -> int:

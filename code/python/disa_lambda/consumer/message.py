@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from disa_lambda.models import message as disa_attributes
+from disa_lambda.models import pointer
+from disa_lambda.models.pointer import ObjectRef
 
 _DISA_PREFIX = "disa."
 
@@ -18,7 +20,10 @@ _DISA_PREFIX = "disa."
 @dataclass(frozen=True)
 class Message:
     """What a consumer's handler receives. ``attributes`` are the item's own (Disa's
-    ``disa.*`` attributes are read into ``insert_id`` and ``accepted_at_ms``)."""
+    ``disa.*`` attributes are read into ``insert_id`` and ``accepted_at_ms``, the extended
+    clients' marker into ``stored_at``). A message whose body is stored in S3 arrives as a
+    pointer (``stored_at`` set); the consumer helper reads the body before the handler
+    sees it (consumer/payloads.py)."""
 
     body: str
     attributes: dict[str, str]
@@ -30,6 +35,7 @@ class Message:
     sent_ms: int
     first_received_ms: int
     sns_timestamp_ms: int | None  # only the SNS envelope carries it
+    stored_at: ObjectRef | None = None
     record: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -52,7 +58,11 @@ def parse(record: Mapping[str, Any]) -> Message:
     accepted = attributes.get(disa_attributes.ACCEPTED_AT)
     return Message(
         body=body,
-        attributes={name: value for name, value in attributes.items() if not name.startswith(_DISA_PREFIX)},
+        attributes={
+            name: value
+            for name, value in attributes.items()
+            if not name.startswith(_DISA_PREFIX) and name not in pointer.MARKER_ATTRIBUTES
+        },
         insert_id=attributes.get(disa_attributes.INSERT_ID),
         accepted_at_ms=int(accepted) if accepted and accepted.isdigit() else None,
         sqs_message_id=record["messageId"],
@@ -61,6 +71,7 @@ def parse(record: Mapping[str, Any]) -> Message:
         sent_ms=int(system["SentTimestamp"]),
         first_received_ms=int(system.get("ApproximateFirstReceiveTimestamp", system["SentTimestamp"])),
         sns_timestamp_ms=sns_timestamp,
+        stored_at=pointer.parse(body, attributes),
         record=record,
     )
 

@@ -30,10 +30,36 @@ SDK_CONFIG = Config(
 )
 
 
+# A server-side CopyObject of a large body (Disa takes up to 2 GB) is one call that lasts
+# as long as S3 copies; it gets a longer read timeout and one retry instead of three.
+COPY_READ_TIMEOUT_SECONDS = 30
+COPY_MAX_ATTEMPTS = 2
+
+COPY_CONFIG = Config(
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=COPY_READ_TIMEOUT_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": COPY_MAX_ATTEMPTS},
+    max_pool_connections=MAX_POOL_CONNECTIONS,
+)
+
+
+def _worst(attempts: int, read_timeout: int) -> float:
+    backoffs = sum(min(_BACKOFF_CAP_SECONDS, 2**n) for n in range(attempts - 1))
+    return attempts * (CONNECT_TIMEOUT_SECONDS + read_timeout) + backoffs
+
+
+def worst_copy_seconds() -> float:
+    """The longest one CopyObject can take, retries included."""
+    return _worst(COPY_MAX_ATTEMPTS, COPY_READ_TIMEOUT_SECONDS)
+
+
+def copy_client() -> Any:
+    return boto3.client("s3", config=COPY_CONFIG)
+
+
 def worst_call_seconds() -> float:
     """The longest one call can take: every attempt times out and every backoff is the longest."""
-    backoffs = sum(min(_BACKOFF_CAP_SECONDS, 2**n) for n in range(TOTAL_MAX_ATTEMPTS - 1))
-    return TOTAL_MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + backoffs
+    return _worst(TOTAL_MAX_ATTEMPTS, READ_TIMEOUT_SECONDS)
 
 
 def client(service: str) -> Any:

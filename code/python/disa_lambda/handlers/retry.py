@@ -13,6 +13,7 @@ from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.job_state import JobState
 from disa_lambda.dal.metrics import MetricsSink
+from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, retries, sweep
@@ -31,6 +32,7 @@ class RetryDependencies:
     unstatused: UnstatusedItems
     store: ItemStore
     workflow: Workflow
+    payloads: PayloadBucket
     metrics: MetricsSink
     job_state: JobState
 
@@ -44,6 +46,7 @@ def dependencies() -> RetryDependencies:
         unstatused=UnstatusedItems(settings.TABLE_NAME),
         store=ItemStore(settings.TABLE_NAME),
         workflow=Workflow(settings.STATE_MACHINE_ARN),
+        payloads=PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
         metrics=MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
         job_state=JobState(settings.JOB_STATE_TABLE_NAME),
     )
@@ -59,10 +62,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return remaining_ms() - sweep_budget_ms
 
     report = retries.run(
-        deps.settings, deps.due_index, deps.store, deps.workflow, deps.job_state, clock.now, _rng, left_for_retries
+        deps.settings,
+        deps.due_index,
+        deps.store,
+        deps.workflow,
+        deps.payloads,
+        deps.job_state,
+        clock.now,
+        _rng,
+        left_for_retries,
     )
     swept = sweep.run(
-        deps.settings, deps.unstatused, deps.store, deps.workflow, deps.job_state, clock.now, _rng, remaining_ms
+        deps.settings,
+        deps.unstatused,
+        deps.store,
+        deps.workflow,
+        deps.payloads,
+        deps.job_state,
+        clock.now,
+        _rng,
+        remaining_ms,
     )
     deps.metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
     result = {**asdict(report), "sweep": asdict(swept)}

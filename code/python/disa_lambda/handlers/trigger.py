@@ -15,11 +15,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, fanout, intake
 from disa_lambda.logic.ports import TIME_RESERVE_MS
@@ -37,17 +38,25 @@ class TriggerDependencies:
     settings: TriggerSettings
     store: ItemStore
     workflow: Workflow
+    payloads: PayloadBucket
 
 
 @cache
 def dependencies() -> TriggerDependencies:
     settings = TriggerSettings.from_env()
-    return TriggerDependencies(settings, ItemStore(settings.TABLE_NAME), Workflow(settings.STATE_MACHINE_ARN))
+    return TriggerDependencies(
+        settings,
+        ItemStore(settings.TABLE_NAME),
+        Workflow(settings.STATE_MACHINE_ARN),
+        PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
+    )
 
 
-def take_in(record: dict[str, Any]) -> intake.IntakeOutcome:
+def take_in(record: dict[str, Any], time_left_ms: Callable[[], int]) -> intake.IntakeOutcome:
     deps = dependencies()
-    outcome = intake.handle_insert(record, deps.settings, deps.store, deps.workflow, clock.now(), _rng)
+    outcome = intake.handle_insert(
+        record, deps.settings, deps.store, deps.workflow, deps.payloads, clock.now(), _rng, time_left_ms
+    )
     if outcome in (intake.IntakeOutcome.REJECTED, intake.IntakeOutcome.START_DEFERRED):
         # Only what a person may look for is logged per item; the batch gets one summary line.
         logger.info("item taken in", outcome=outcome.value, key=record["dynamodb"]["Keys"])
@@ -65,7 +74,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     outcomes = fanout.run_grouped(
         records,
         group_of=_key_of,
-        work=take_in,
+        work=lambda record: take_in(record, context.get_remaining_time_in_millis),
         workers=settings.WORKERS,
         may_start=lambda: context.get_remaining_time_in_millis() >= TIME_RESERVE_MS,
     )

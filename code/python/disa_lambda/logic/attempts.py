@@ -27,9 +27,10 @@ from disa_lambda.models.status import DUE_INDEX_SHARDS
 
 # Step Functions and SNS both cap a payload at 262,144 bytes. The state keeps the input
 # plus the publish result or a caught error (whose Cause can be long), so Disa leaves
-# room for them.
+# room for them: a larger input has its body stored in S3 (logic/payloads.py).
 PAYLOAD_LIMIT_BYTES = 262_144
 STATE_GROWTH_RESERVE_BYTES = 16_384
+INPUT_LIMIT_BYTES = PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES
 
 _ATTRIBUTE_TYPES = {"S": "String", "N": "Number", "SS": "String.Array", "NS": "String.Array"}
 # Published-message field -> the item attribute it comes from, for reasons people read.
@@ -88,13 +89,16 @@ def publish_parameters(
     """Build sns:publish parameters (without TopicArn) from a contract-valid item.
 
     Raises ItemUnpublishable when the item is valid by the schema but not for this topic.
+    An item whose body is an S3 object (``messageObject``) gets no ``Message`` here: the
+    pointer to its stored copy is set once it is stored (logic/payloads.py), as is that of a
+    body too large to publish as it is.
     """
     # Every copy of this insert carries the same id (each attempt derives it from the same
     # key and acceptedAt), so consumers deduplicate SNS and SQS redeliveries and a second
     # publish alike; a later re-insert of the key is accepted later and gets a new id.
     insert_id = key_digest({"key": key, "acceptedAt": accepted_at})[:64]
     params: dict[str, Any] = {
-        "Message": item["message"]["S"],
+        **({"Message": item["message"]["S"]} if "message" in item else {}),
         "MessageAttributes": {
             **{name: _message_attribute(value) for name, value in item.get("attributes", {}).get("M", {}).items()},
             message.INSERT_ID: {"DataType": "String", "StringValue": insert_id},
@@ -118,13 +122,6 @@ def publish_parameters(
     elif group is not None or dedup is not None:
         field = "messageGroupId" if group is not None else "deduplicationId"
         raise ItemUnpublishable(f"{field}: only FIFO topics take it and this topic is standard; remove it")
-    size = sns_size(params)
-    if size > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
-        raise ItemUnpublishable(
-            f"message: too large to publish: message and attributes are {size} bytes, Disa's limit is "
-            f"{PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES} (SNS and Step Functions cap payloads at "
-            f"{PAYLOAD_LIMIT_BYTES}); shorten it or store the body elsewhere and send a reference"
-        )
     return params
 
 
@@ -141,10 +138,18 @@ def _message_attribute(value: Mapping[str, Any]) -> dict[str, str]:
 
 
 def sns_size(params: Mapping[str, Any]) -> int:
-    size = len(params["Message"].encode("utf-8"))
+    size = len(params.get("Message", "").encode("utf-8"))
     for name, attribute in params["MessageAttributes"].items():
         size += len(name.encode()) + len(attribute["DataType"]) + len(attribute["StringValue"].encode("utf-8"))
     return size
+
+
+def input_size(key: Mapping[str, Any], publish: Mapping[str, Any]) -> int:
+    """The byte length of the execution input that would carry ``publish``, with the
+    longest claim fields (execution_input's document, JSON as StartExecution sends it)."""
+    widest = {"key": dict(key), "claimToken": "0" * 32, "attempt": 10**6, "publish": dict(publish)}
+    widest["onFailure"] = {"abandon": False, "retryAt": "9" * 12}
+    return len(json.dumps(widest, ensure_ascii=False).encode("utf-8"))
 
 
 @cache
@@ -174,9 +179,11 @@ def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, 
         field = _ITEM_FIELD_OF.get(path[2] if len(path) > 2 else "", "message")
         raise ItemUnpublishable(f"{field}: cannot be published as it is: {error.message}") from error
     encoded = json.dumps(document, ensure_ascii=False).encode("utf-8")
-    if len(encoded) > PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES:
+    if len(encoded) > INPUT_LIMIT_BYTES:
+        # The body is in S3 by now whenever it alone was too large, so what is left over is
+        # the attributes (or a key near DynamoDB's 2 KB).
         raise ItemUnpublishable(
-            f"message: too large once escaped for Step Functions ({len(encoded)} bytes, limit "
-            f"{PAYLOAD_LIMIT_BYTES - STATE_GROWTH_RESERVE_BYTES}); shorten it"
+            f"attributes: too large for Step Functions even with the body stored in S3 ({len(encoded)} bytes "
+            f"of execution input, limit {INPUT_LIMIT_BYTES}); shorten the attribute values"
         )
     return document

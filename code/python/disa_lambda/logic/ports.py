@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Protocol
 
 from disa_lambda.models.claim import Claim
+from disa_lambda.models.pointer import ObjectRef
 from disa_lambda.models.status import Status
 
 # Stop taking items when less than this is left of the invocation, so every item begun
@@ -13,6 +14,28 @@ from disa_lambda.models.status import Status
 # dal/clients.py's worst_call_seconds() (23 s) with retries and timeouts included
 # (tests/templates/test_contracts.py checks both this and the functions' timeouts).
 TIME_RESERVE_MS = 70_000
+# Storing a large body in S3 is begun only with this much left after the claim: the stored
+# body's HeadObject, the source's HeadObject and its CopyObject (dal/clients.py
+# worst_copy_seconds(), 63 s), then the start and a deferral or rejection. With less, the
+# attempt is set back (not counted) for the retry job, whose runs are longer.
+STAGING_RESERVE_MS = 160_000
+
+
+class StoredBody(Protocol):
+    size: int
+    written_at: float
+
+
+class PayloadStore(Protocol):
+    """The payload bucket, and the objects items reference (dal/payloads.py)."""
+
+    bucket: str
+
+    def stored(self, key: str) -> StoredBody | None: ...
+    def put(self, key: str, body: bytes) -> None: ...
+    def restamp(self, key: str) -> None: ...
+    def size_of(self, source: ObjectRef) -> int: ...
+    def copy_in(self, source: ObjectRef, key: str) -> None: ...
 
 
 class Starter(Protocol):
@@ -23,19 +46,7 @@ class DeferringStore(Protocol):
     def defer_start(self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str) -> bool: ...
 
 
-class IntakeStore(DeferringStore, Protocol):
-    def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool: ...
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
-
-
-class SweepStore(IntakeStore, Protocol):
-    def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool: ...
-
-
-class DueStore(DeferringStore, Protocol):
-    def claim_due(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
-    ) -> dict[str, Any] | None: ...
+class FinishingStore(DeferringStore, Protocol):
     def finish_unclaimable(
         self,
         key: Mapping[str, Any],
@@ -45,6 +56,21 @@ class DueStore(DeferringStore, Protocol):
         reason: str,
         now_iso: str,
     ) -> bool: ...
+
+
+class IntakeStore(FinishingStore, Protocol):
+    def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool: ...
+    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
+
+
+class SweepStore(IntakeStore, Protocol):
+    def mark_swept(self, key: Mapping[str, Any], now_epoch: int) -> bool: ...
+
+
+class DueStore(FinishingStore, Protocol):
+    def claim_due(
+        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
+    ) -> dict[str, Any] | None: ...
 
 
 class DueIndexReader(Protocol):

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Mapping
 
-from disa_lambda.logic import attempts, clock, fanout
-from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, ShardLeases, Starter
+from disa_lambda.logic import attempts, clock, fanout, launch, payloads
+from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, PayloadStore, ShardLeases, Starter
 from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
-from disa_lambda.models.exceptions import ItemUnpublishable, WorkflowStartFailed
+from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
@@ -85,6 +85,7 @@ def run(
     index: DueIndexReader,
     store: DueStore,
     workflow: Starter,
+    payload_store: PayloadStore,
     leases: ShardLeases,
     now: Callable[[], float],
     rng: random.Random,
@@ -111,7 +112,9 @@ def run(
             report.shards_busy.append(shard)
             continue
         try:
-            _retry_shard(str(shard), settings, index, store, workflow, now, rng, report, may_start)
+            _retry_shard(
+                str(shard), settings, index, store, workflow, payload_store, remaining_ms, now, rng, report, may_start
+            )
         finally:
             leases.release_shard(str(shard), owner)
         if report.truncated:
@@ -126,6 +129,8 @@ def _retry_shard(
     index: DueIndexReader,
     store: DueStore,
     workflow: Starter,
+    payload_store: PayloadStore,
+    time_left_ms: Callable[[], int],
     now: Callable[[], float],
     rng: random.Random,
     report: RetryReport,
@@ -137,7 +142,9 @@ def _retry_shard(
         outcomes = fanout.run_grouped(
             page,
             group_of=lambda due_item: json.dumps(due_item[key_name], sort_keys=True),
-            work=lambda due_item: _retry_one(due_item, settings, store, workflow, now(), rng),
+            work=lambda due_item: _retry_one(
+                due_item, settings, store, workflow, payload_store, now(), rng, time_left_ms
+            ),
             workers=settings.WORKERS,
             may_start=may_start,
         )
@@ -153,8 +160,10 @@ def _retry_one(
     settings: RetrySettings,
     store: DueStore,
     workflow: Starter,
+    payload_store: PayloadStore,
     now: float,
     rng: random.Random,
+    time_left_ms: Callable[[], int],
 ) -> RetryOutcome:
     key = {settings.KEY_ATTRIBUTE_NAME: due_item[settings.KEY_ATTRIBUTE_NAME]}
     status = due_item[Field.STATUS]["S"]
@@ -181,14 +190,17 @@ def _retry_one(
         if problem is not None:
             raise ItemUnpublishable(problem)
         publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, item[Field.ACCEPTED_AT]["S"])
-        document = attempts.execution_input(key, claim, publish)
+        staging = payloads.plan(key, body, publish, settings)
     except ItemUnpublishable as unpublishable:
         store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
         return RetryOutcome.REJECTED
-    try:
-        workflow.start(attempts.execution_name(key, claim), document)
-    except WorkflowStartFailed as error:
-        # Not an attempt: the claim is set back so the next run repeats this attempt number.
-        store.defer_start(key, claim, attempts.deferral_reason(claim, error), int(now), now_iso)
-        return RetryOutcome.START_DEFERRED
-    return RetryOutcome.STARTED
+    launched = launch.launch(key, claim, publish, staging, settings, store, workflow, payload_store, now, time_left_ms)
+    return _OUTCOME_OF[launched]
+
+
+_OUTCOME_OF = {
+    launch.Launched.STARTED: RetryOutcome.STARTED,
+    launch.Launched.REJECTED: RetryOutcome.REJECTED,
+    # Not an attempt: the claim is set back so the next run repeats this attempt number.
+    launch.Launched.DEFERRED: RetryOutcome.START_DEFERRED,
+}

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from disa_lambda.logic import intake
-from disa_lambda.logic.ports import TIME_RESERVE_MS, Starter, SweepCursors, SweepStore, UnstatusedScanner
+from disa_lambda.logic.ports import (
+    TIME_RESERVE_MS,
+    PayloadStore,
+    Starter,
+    SweepCursors,
+    SweepStore,
+    UnstatusedScanner,
+)
 from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import Field
@@ -49,6 +56,7 @@ def run(
     scanner: UnstatusedScanner,
     store: SweepStore,
     workflow: Starter,
+    payload_store: PayloadStore,
     cursors: SweepCursors,
     now: Callable[[], float],
     rng: random.Random,
@@ -79,7 +87,7 @@ def run(
                 return report
             report.seen += 1
             try:
-                _sweep_item(item, settings, store, workflow, now, rng, report)
+                _sweep_item(item, settings, store, workflow, payload_store, now, rng, report, remaining_ms)
             except ItemUnwritable as unwritable:
                 # One item no status fits on must not stop the sweep of every other one; the
                 # trigger already sent its record to the on-failure queue, whose alarm fires.
@@ -100,9 +108,11 @@ def _sweep_item(
     settings: RetrySettings,
     store: SweepStore,
     workflow: Starter,
+    payload_store: PayloadStore,
     now: Callable[[], float],
     rng: random.Random,
     report: SweepReport,
+    remaining_ms: Callable[[], int],
 ) -> None:
     key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
     swept_at = item.get(Field.SWEPT_AT, {}).get("N")
@@ -112,6 +122,6 @@ def _sweep_item(
     if now() - int(swept_at) < settings.SWEEP_GRACE_SECONDS:
         return
     image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
-    outcome = intake.take_in(key, image, settings, store, workflow, now(), rng)
+    outcome = intake.take_in(key, image, settings, store, workflow, payload_store, now(), rng, remaining_ms)
     report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
     report.rejected += outcome is intake.IntakeOutcome.REJECTED

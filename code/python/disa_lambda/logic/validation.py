@@ -49,8 +49,10 @@ def _explain(error: fastjsonschema.JsonSchemaValueException, body: Mapping[str, 
     schema = contracts.load("item")
     path = [str(part) for part in (error.path or [])][1:]  # drop the leading "data"
     if not path:
-        if error.rule == "required":
-            return schema["x-missing-message"]
+        if error.rule in ("required", "oneOf"):
+            # The body comes one way: neither way is a missing message, both is ambiguous.
+            given = set(body) & {"message", "messageObject"}
+            return schema["x-one-of-message"] if len(given) > 1 else schema["x-missing-message"]
         unknown = sorted(set(body) - set(schema["properties"]))
         return (
             f"{_name(unknown[0])}: not an attribute Disa knows; check its spelling "

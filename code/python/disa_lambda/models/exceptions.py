@@ -30,3 +30,16 @@ class WorkflowStartFailed(DisaError):
 class ItemUnpublishable(DisaError):
     """The item passes the schema but cannot be published as it is; ``str(error)`` is the
     reason recorded on the REJECTED item, starting with the attribute it is about."""
+
+
+class PayloadObjectMissing(DisaError):
+    """The S3 object an item names (or its bucket) does not exist."""
+
+
+class PayloadObjectForbidden(DisaError):
+    """S3 (or the object's KMS key) refuses Disa's roles the object an item names."""
+
+
+class PayloadUnavailable(DisaError):
+    """S3 failed while a body was being stored or looked up, for a reason that may pass (a
+    throttle, a timeout, a 5xx): the attempt is set back and the retry job stores it again."""

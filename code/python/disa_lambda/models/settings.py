@@ -38,6 +38,26 @@ def _str(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+# SNS refuses a message (body and attributes) above 256 KiB, so no threshold may be higher.
+SNS_MESSAGE_LIMIT_BYTES = 262_144
+
+
+def _account(env: Mapping[str, str], name: str) -> str:
+    value = _str(env, name)
+    if not (len(value) == 12 and value.isdigit()):
+        raise SettingsError(f"{name}={value!r} is not a 12-digit AWS account id")
+    return value
+
+
+def _threshold(env: Mapping[str, str], name: str) -> int:
+    if env.get(name) == "always":
+        return 0
+    value = _int(env, name, 1)
+    if value > SNS_MESSAGE_LIMIT_BYTES:
+        raise SettingsError(f"{name}={value} is above SNS's message limit {SNS_MESSAGE_LIMIT_BYTES}")
+    return value
+
+
 @dataclass(frozen=True)
 class PublishingSettings:
     """What every function that starts a publishing attempt needs."""
@@ -50,6 +70,11 @@ class PublishingSettings:
     RETRY_BASE_DELAY_SECONDS: int
     RETRY_MAX_DELAY_SECONDS: int
     WORKERS: int  # threads that claim and start items concurrently within one invocation
+    PAYLOAD_BUCKET: str
+    PAYLOAD_BUCKET_OWNER: str  # the account every S3 call expects to own the buckets (ExpectedBucketOwner)
+    PAYLOAD_SOURCE_BUCKETS: frozenset[str]  # buckets items may reference besides the payload bucket
+    PAYLOAD_OFFLOAD_THRESHOLD: int  # bytes of message + attributes above which the body goes to S3; "always" is 0
+    PAYLOAD_MAX_BYTES: int
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
@@ -69,6 +94,11 @@ class PublishingSettings:
             "RETRY_BASE_DELAY_SECONDS": base,
             "RETRY_MAX_DELAY_SECONDS": ceiling,
             "WORKERS": _int(env, "WORKERS", 1),
+            "PAYLOAD_BUCKET": _str(env, "PAYLOAD_BUCKET"),
+            "PAYLOAD_BUCKET_OWNER": _account(env, "PAYLOAD_BUCKET_OWNER"),
+            "PAYLOAD_SOURCE_BUCKETS": frozenset(b for b in env.get("PAYLOAD_SOURCE_BUCKETS", "").split(",") if b),
+            "PAYLOAD_OFFLOAD_THRESHOLD": _threshold(env, "PAYLOAD_OFFLOAD_THRESHOLD"),
+            "PAYLOAD_MAX_BYTES": _int(env, "PAYLOAD_MAX_BYTES", 1),
         }
 
     @classmethod

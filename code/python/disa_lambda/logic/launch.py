@@ -1,0 +1,65 @@
+"""Starts one claimed attempt: stores its body in S3 when it must (logic/payloads.py),
+builds the execution input and starts the execution. The trigger, the sweep and the retry
+job all launch through here once they hold a claim.
+
+Nothing here loses an item: a body that cannot be stored for a reason only its owner can
+fix ends the item REJECTED with that reason; S3 failing, a start failing or too little time
+left to store a large body sets the claim back one attempt, due at once, so the retry job
+repeats the same attempt number (a start that never happened is not an attempt)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Callable, Mapping
+
+from disa_lambda.logic import attempts, clock, payloads
+from disa_lambda.logic.ports import STAGING_RESERVE_MS, FinishingStore, PayloadStore, Starter
+from disa_lambda.models.claim import Claim
+from disa_lambda.models.exceptions import ItemUnpublishable, PayloadUnavailable, WorkflowStartFailed
+from disa_lambda.models.settings import PublishingSettings
+from disa_lambda.models.status import Status
+
+
+class Launched(StrEnum):
+    STARTED = "started"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+
+
+def launch(
+    key: Mapping[str, Any],
+    claim: Claim,
+    publish: Mapping[str, Any],
+    staging: payloads.Staging | None,
+    settings: PublishingSettings,
+    store: FinishingStore,
+    workflow: Starter,
+    payload_store: PayloadStore,
+    now: float,
+    time_left_ms: Callable[[], int],
+    document: Mapping[str, Any] | None = None,
+) -> Launched:
+    """``document`` is the execution input when the caller already built it (a body
+    published as it is); otherwise it is built here, after the body is stored."""
+    now_iso = clock.iso(now)
+    try:
+        if staging is not None:
+            if time_left_ms() < STAGING_RESERVE_MS:
+                raise PayloadUnavailable("too little of this invocation was left to store the body in S3")
+            publish = payloads.stage(staging, publish, payload_store, settings, now)
+        if document is None:
+            document = attempts.execution_input(key, claim, publish)
+    except ItemUnpublishable as unpublishable:
+        store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
+        return Launched.REJECTED
+    except PayloadUnavailable as unavailable:
+        store.defer_start(key, claim, attempts.deferral_reason(claim, unavailable), int(now), now_iso)
+        return Launched.DEFERRED
+    try:
+        workflow.start(attempts.execution_name(key, claim), document)
+    except WorkflowStartFailed as error:
+        # The SDK already retried the start with backoff. Failing a stream record would not
+        # help, since a redelivery finds the item claimed.
+        store.defer_start(key, claim, attempts.deferral_reason(claim, error), int(now), now_iso)
+        return Launched.DEFERRED
+    return Launched.STARTED
