@@ -52,6 +52,9 @@ def subscribe(
         "QueueType": queue_type,
         "AlarmTopicArn": disa.alarm_topic_arn,
         "ConsumerHandler": request.handler or "",
+        # Without them the consumer cannot follow a pointer to a body Disa stored in S3.
+        "PayloadBucketName": disa.payload_bucket,
+        "DisaKeyArn": stacks.outputs(clients, disa.name)["KeyArn"],
         **({"FilterPolicy": _filter_policy(request.filter_policy)} if request.filter_policy is not None else {}),
         **request.parameters,
     }

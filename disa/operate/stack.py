@@ -25,6 +25,7 @@ class StackInfo:
     trigger_failures_alarm: str
     stream_lag_alarm: str
     trigger_failure_queue_url: str
+    payload_bucket: str  # where bodies too large to publish are stored (and producers may upload, under incoming/)
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -47,6 +48,7 @@ class StackInfo:
             trigger_failures_alarm=out["TriggerFailuresAlarmName"],
             stream_lag_alarm=out["StreamLagAlarmName"],
             trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
+            payload_bucket=out["PayloadBucketName"],
         )
 
     @property

@@ -34,6 +34,8 @@ PARAMETERS = {
     "AlarmPeriodSeconds": "60",
     # Two retries of a failing stream record before the on-failure queue: seconds, not minutes.
     "StreamMaxRetryAttempts": "2",
+    # Small enough for a test to send a body above it (tests/e2e/test_large_messages.py).
+    "PayloadMaxBytes": "6000000",
 }
 
 
@@ -102,8 +104,9 @@ def _changed_templates(root: Path) -> Path:
     functions = root / "cft" / "nested-stacks" / "functions.yaml"
     text = functions.read_text()
     text = text.replace("Validates each inserted item and starts its publisher execution.", CHANGED_DESCRIPTION, 1)
-    assert text.count("Timeout: 120") == 1, "the trigger's timeout, and only it"
-    functions.write_text(text.replace("Timeout: 120", "Timeout: 150", 1))
+    # The trigger's timeout is the first of the two 300 s timeouts (the retry job's follows).
+    assert text.count("Timeout: 300") == 2 and text.index("Timeout: 300") < text.index("RetryFunction:")
+    functions.write_text(text.replace("Timeout: 300", "Timeout: 330", 1))
     return root
 
 

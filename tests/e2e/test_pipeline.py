@@ -206,7 +206,7 @@ def test_redeploy_with_a_changed_template_updates_the_stack_in_place(second_stac
     assert second_stack.status_after_redeploy == "UPDATE_COMPLETE"
     before, after = second_stack.trigger_before, second_stack.trigger_after
     assert after["FunctionArn"] == before["FunctionArn"], "the same function, updated"
-    assert (before["Timeout"], after["Timeout"]) == (120, 150)
+    assert (before["Timeout"], after["Timeout"]) == (300, 330)
     assert after["Description"] == CHANGED_DESCRIPTION
 
 

@@ -13,6 +13,7 @@ import re
 import pytest
 from disa_lambda.consumer.message import parse
 from disa_lambda.consumer.payloads import PayloadReader, PayloadUnreadable
+from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.handlers import retry, trigger
 from disa_lambda.logic.ports import STAGING_RESERVE_MS, TIME_RESERVE_MS
 from disa_lambda.models import pointer
@@ -186,3 +187,26 @@ def test_the_helper_reads_only_buckets_it_is_set_to_read_and_says_when_a_body_is
         dataclasses.asdict(parse({**record, "body": json.dumps({"plain": True}), "messageAttributes": {}}))["stored_at"]
         is None
     )
+
+
+def test_every_s3_call_names_the_account_expected_to_own_the_bucket(moto_stack):
+    """moto and the local engine ignore ExpectedBucketOwner; AWS refuses a bucket another
+    account owns. So the calls themselves are checked for it."""
+    s3 = moto_stack.clients["s3"]
+    seen: list[tuple[str, dict]] = []
+    s3.meta.events.register("provide-client-params.s3.*", lambda params, model, **_: seen.append((model.name, params)))
+    s3.put_object(Bucket=moto_stack.upload_bucket, Key="k", Body=b"body")
+    seen.clear()
+    store = PayloadBucket(moto_stack.payload_bucket, "123456789012", client=s3, copy_client=s3)
+    source = pointer.ObjectRef(moto_stack.upload_bucket, "k")
+
+    store.put("payloads/a", b"body")
+    store.stored("payloads/a")
+    store.restamp("payloads/a")
+    store.size_of(source)
+    store.copy_in(source, "payloads/b")
+
+    assert [name for name, _ in seen] == ["PutObject", "HeadObject", "CopyObject", "HeadObject", "CopyObject"]
+    assert all(params.get("ExpectedBucketOwner") == "123456789012" for _, params in seen)
+    copies = [params for name, params in seen if name == "CopyObject"]
+    assert all(params["ExpectedSourceBucketOwner"] == "123456789012" for params in copies)

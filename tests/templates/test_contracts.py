@@ -8,7 +8,7 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.dal import clients
-from disa_lambda.logic.ports import TIME_RESERVE_MS
+from disa_lambda.logic.ports import STAGING_RESERVE_MS, TIME_RESERVE_MS
 from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
@@ -84,6 +84,21 @@ def test_no_batch_or_retry_run_outlives_its_function():
     retry_ms = 1000 * int(_function("RetryFunction")["Timeout"])
     # The sweep's budget comes off the top; the sweep itself begins nothing with less than the reserve left.
     assert 1000 * int(sweep_budget["MaxValue"]) + TIME_RESERVE_MS < retry_ms
+
+
+def test_a_large_body_is_stored_only_when_its_calls_fit_in_what_is_left():
+    """After the claim, storing a body is at most the stored object's HeadObject, the
+    source's HeadObject and one CopyObject (or a PutObject), then the start and a deferral or
+    rejection: begun only with STAGING_RESERVE_MS left, and both functions leave room to."""
+    worst_ms = (4 * clients.worst_call_seconds() + clients.worst_copy_seconds()) * 1000
+    assert worst_ms <= STAGING_RESERVE_MS
+    claim_ms = clients.worst_call_seconds() * 1000
+    trigger_ms = 1000 * int(_function("TriggerFunction")["Timeout"])
+    assert trigger_ms - TIME_RESERVE_MS > 0 and trigger_ms > STAGING_RESERVE_MS + claim_ms, "the trigger stores bodies"
+    # With the sweep's default budget; near its maximum (120 s) a retry run sets large bodies
+    # back (uncounted) when its first claim was slow, and a later run or the trigger stores them.
+    sweep_budget_ms = 1000 * int(template("root-stack")["Parameters"]["SweepSecondsPerRun"]["Default"])
+    assert 1000 * int(_function("RetryFunction")["Timeout"]) - sweep_budget_ms > STAGING_RESERVE_MS + claim_ms
 
 
 def test_every_worker_thread_has_a_connection_of_its_own():

@@ -23,8 +23,8 @@ PLATFORM_NEEDS = {
     "logs:PutLogEvents": "Lambda writes the function's logs",
     "xray:PutTraceSegments": "active tracing",
     "xray:PutTelemetryRecords": "active tracing",
-    "kms:Decrypt": "environment variables, stream records and topic payloads are encrypted with the key",
-    "kms:GenerateDataKey": "the on-failure destination queue is encrypted with the key",
+    "kms:Decrypt": "environment variables, stream records, topic payloads and stored bodies are encrypted with the key",
+    "kms:GenerateDataKey": "the on-failure destination queue and the payload bucket are encrypted with the key",
     "kms:GenerateDataKey*": "publishing to a topic encrypted with the key",
     "dynamodb:DescribeStream": "the event source mapping reads the stream",
     "dynamodb:GetRecords": "the event source mapping reads the stream",
@@ -33,6 +33,7 @@ PLATFORM_NEEDS = {
     "sqs:SendMessage": "the event source mapping's on-failure destination",
     "xray:GetSamplingRules": "state machine tracing",
     "xray:GetSamplingTargets": "state machine tracing",
+    "s3:ListBucket": "without it S3 answers HeadObject of a missing key with 403, not 404",
 }
 LOG_DELIVERY = {
     "logs:CreateLogDelivery",
@@ -54,7 +55,13 @@ STAR_RESOURCE_ALLOWED = {
     "dynamodb:ListStreams",
     *LOG_DELIVERY,
 }
-SERVICE_PREFIX = {"dynamodb": "dynamodb", "stepfunctions": "states", "cloudwatch": "cloudwatch"}
+SERVICE_PREFIX = {"dynamodb": "dynamodb", "stepfunctions": "states", "cloudwatch": "cloudwatch", "s3": "s3"}
+# S3 operations authorised by another action's name
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
+S3_AUTHORISED_AS = {
+    "s3:HeadObject": {"s3:GetObject"},
+    "s3:CopyObject": {"s3:GetObject", "s3:PutObject"},  # read the source, write the target
+}
 
 
 def _calls_in(module: Path) -> set[str]:
@@ -65,14 +72,18 @@ def _calls_in(module: Path) -> set[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "client" and node.args
     }
-    # Every self._client.<operation>, called here or handed to a pager.
+    # Every self._client.<operation> (or another client of the one service, such as
+    # self._copy_client), called here or handed to a pager.
     operations = {
         node.attr
         for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "_client"
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr.endswith("_client")
     }
     [service] = services
-    return {f"{SERVICE_PREFIX[service]}:{''.join(p.title() for p in op.split('_'))}" for op in operations}
+    actions = {f"{SERVICE_PREFIX[service]}:{''.join(p.title() for p in op.split('_'))}" for op in operations}
+    return set().union(*(S3_AUTHORISED_AS.get(action, {action}) for action in actions))
 
 
 def _code_actions(handler: str) -> set[str]:
@@ -96,8 +107,16 @@ def _asl_actions() -> set[str]:
 
 
 def _statements(role: str) -> list[dict]:
+    """The role's inline statements and those of every policy attached to it (the source
+    buckets' policy exists only with PayloadSourceBuckets)."""
     props = resources("roles", "AWS::IAM::Role")[role]["Properties"]
-    return [s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    documents = [p["PolicyDocument"] for p in props["Policies"]]
+    documents += [
+        policy["Properties"]["PolicyDocument"]
+        for policy in resources("roles", "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+    ]
+    return [s for document in documents for s in document["Statement"]]
 
 
 def _granted(role: str) -> set[str]:
@@ -138,9 +157,9 @@ def test_no_wildcard_action_and_star_resources_only_where_aws_has_no_resource_le
 
 
 def test_every_store_topic_queue_and_log_group_uses_the_stacks_key():
-    key_refs = {"KmsMasterKeyId", "KMSMasterKeyId", "KmsKeyId", "KmsKeyArn"}
+    key_refs = {"KmsMasterKeyId", "KMSMasterKeyId", "KMSMasterKeyID", "KmsKeyId", "KmsKeyArn"}
     checked = 0
-    for name in ("table", "topics", "functions", "state-machine"):
+    for name in ("table", "topics", "functions", "state-machine", "payloads"):
         for logical_id, resource in template(name)["Resources"].items():
             if resource["Type"] in (
                 "AWS::SNS::Topic",
@@ -148,11 +167,12 @@ def test_every_store_topic_queue_and_log_group_uses_the_stacks_key():
                 "AWS::Logs::LogGroup",
                 "AWS::DynamoDB::Table",
                 "AWS::Lambda::Function",
+                "AWS::S3::Bucket",
             ):
                 text = json.dumps(resource["Properties"])
                 assert any(f'"{k}": {{"Ref": "KeyArn"}}' in text for k in key_refs), f"{name}/{logical_id}"
                 checked += 1
-    assert checked >= 9
+    assert checked >= 10
 
 
 def test_every_topic_and_queue_denies_insecure_transport():

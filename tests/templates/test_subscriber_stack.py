@@ -42,6 +42,8 @@ CLI_PARAMETERS = {
     "ConsumerBatchSize": 10,
     "ConsumerMemorySize": 256,
     "ProcessedIdRetentionSeconds": 1296000,
+    "PayloadBucketName": "",
+    "DisaKeyArn": "",
 }
 OUTPUTS = {
     "QueueUrl",
@@ -80,6 +82,9 @@ SAMPLE = {
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:disa-alarms",
 }
 WITH_CONSUMER = {"ConsumerHandler": "orders.handler", "ArtifactBucket": "team-bucket", "ConsumerCodeKey": "orders.zip"}
+DISA_KEY = "arn:aws:kms:us-east-1:123456789012:key/00000000-1111-2222-3333-444444444444"
+# The Disa stack's outputs `disa subscribe` passes on (PayloadBucketName, KeyArn).
+WITH_PAYLOADS = {"PayloadBucketName": "disa-payloads-payloadbucket-1a2b3c", "DisaKeyArn": DISA_KEY}
 # What only a deployment knows, as CloudFormation would return it.
 ATTRIBUTES = {
     "AWS::Region": "us-east-1",
@@ -96,6 +101,8 @@ ATTRIBUTES = {
     "ConsumerRole.Arn": "arn:aws:iam::123456789012:role/disa-sub-orders-ConsumerRole",
     "ConsumerLogGroup": "/aws/lambda/disa-orders-consumer",
     "ProcessedIdsTable": "disa-orders-processed-ids",
+    "ProcessedIdsTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-orders-processed-ids",
+    "ConsumerLogGroup.Arn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/disa-orders-consumer:*",
 }
 
 
@@ -335,9 +342,13 @@ def test_consumer_runs_the_handler_from_the_teams_zip_with_the_contracts_environ
         "PROCESSED_ID_RETENTION_SECONDS": "1296000",
         "POWERTOOLS_SERVICE_NAME": "disa-orders",
         "POWERTOOLS_METRICS_NAMESPACE": stages.NAMESPACE,
+        "PAYLOAD_BUCKETS": "",
+        "PAYLOAD_BUCKET_OWNER": "123456789012",
     }
     fifo = _stack(QueueType="fifo", TopicType="fifo", **WITH_CONSUMER).resolve(_props("ConsumerFunction"))
     assert fifo["Environment"]["Variables"]["QUEUE_IS_FIFO"] == "true"
+    offloaded = _stack(**WITH_CONSUMER, **WITH_PAYLOADS).resolve(_props("ConsumerFunction"))
+    assert offloaded["Environment"]["Variables"]["PAYLOAD_BUCKETS"] == WITH_PAYLOADS["PayloadBucketName"]
 
 
 def test_consumer_mapping_reports_partial_batch_failures():
@@ -350,7 +361,9 @@ def test_consumer_mapping_reports_partial_batch_failures():
 def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_resources():
     [policy] = _props("ConsumerRole")["Policies"]
     granted, resources_by_action = set(), {}
-    for statement in policy["PolicyDocument"]["Statement"]:
+    # The conditional statements read the Disa stack's payload bucket (the next test).
+    own = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" not in s]
+    for statement in own:
         assert statement["Effect"] == "Allow"
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         granted.update(actions)
@@ -359,6 +372,41 @@ def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_res
     owner = {"sqs": "Queue", "dynamodb": "ProcessedIdsTable", "kms": "Key", "logs": "ConsumerLogGroup"}
     for action, resource in resources_by_action.items():
         assert resource == {"Fn::GetAtt": [owner[action.split(":")[0]], "Arn"]}, action
+
+
+def _payload_statements(**parameters: str) -> list[dict]:
+    [policy] = _stack(**WITH_CONSUMER, **parameters).resolve(_props("ConsumerRole")["Policies"])
+    own = {"ReadTheQueue", "RememberProcessedMessages", "DecryptMessagesAndEnvironment", "WriteLogs"}
+    return [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] not in own]
+
+
+def test_consumer_reads_stored_bodies_only_when_given_the_disa_stacks_payload_bucket():
+    assert _payload_statements() == []
+    assert not _stack(**WITH_CONSUMER).condition("ReadsPayloads")
+    read, decrypt = _payload_statements(**WITH_PAYLOADS)
+    # What Disa stored (payloads/), never what producers upload (incoming/).
+    assert read == {
+        "Sid": "ReadDisaPayloads",
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::disa-payloads-payloadbucket-1a2b3c/payloads/*",
+    }
+    assert decrypt == {
+        "Sid": "DecryptDisaPayloads",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": DISA_KEY,
+        "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+    }
+    statement = json.dumps(_props("ConsumerRole"))
+    assert "arn:${AWS::Partition}:s3:::${PayloadBucketName}/payloads/*" in statement
+
+
+def test_rule_refuses_a_payload_bucket_without_the_disa_key():
+    assert _stack(**WITH_PAYLOADS).rule_failures() == []
+    [failure] = _stack(PayloadBucketName=WITH_PAYLOADS["PayloadBucketName"]).rule_failures()
+    assert failure.startswith("PayloadBucketName needs DisaKeyArn")
+    assert _stack(DisaKeyArn=DISA_KEY).rule_failures() == [], "the key alone grants nothing"
 
 
 def test_alarms_notify_disas_alarm_topic_both_ways_and_say_what_to_do():

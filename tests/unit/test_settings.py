@@ -35,7 +35,7 @@ ENV = {
 def test_complete_environment_is_read():
     settings = RetrySettings.from_env(ENV)
     assert settings.MAX_ATTEMPTS == 5 and settings.TOPIC_IS_FIFO is False and settings.KEY_ATTRIBUTE_NAME == "id"
-    assert settings.PAYLOAD_SOURCE_BUCKETS == {"uploads-a", "uploads-b"}
+    assert sorted(settings.PAYLOAD_SOURCE_BUCKETS) == ["uploads-a", "uploads-b"]
     assert settings.PAYLOAD_OFFLOAD_THRESHOLD == 262_144
 
 
