@@ -39,6 +39,7 @@ def test_deploy_creates_every_nested_stack_and_wires_their_outputs(local_stack):
         "Alarms",
         "Encryption",
         "Functions",
+        "Payloads",
         "Roles",
         "Storage",
         "Topics",
@@ -211,7 +212,7 @@ def test_redeploy_with_a_changed_template_updates_the_stack_in_place(second_stac
 
 
 def test_destroy_removes_the_stacks_and_keeps_the_table_its_items_and_its_key(local_stack, second_stack):
-    assert len(second_stack.nested_stack_ids) == 7
+    assert len(second_stack.nested_stack_ids) == 8
     assert stacks.stack_status(local_stack.clients, second_stack.name) is None
     for nested in second_stack.nested_stack_ids:
         assert stacks.stack_status(local_stack.clients, nested) in (None, "DELETE_COMPLETE")

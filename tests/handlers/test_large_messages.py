@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import time
 
 import pytest
 from disa_lambda.consumer.message import parse
@@ -203,10 +204,23 @@ def test_every_s3_call_names_the_account_expected_to_own_the_bucket(moto_stack):
     store.put("payloads/a", b"body")
     store.stored("payloads/a")
     store.restamp("payloads/a")
-    store.size_of(source)
-    store.copy_in(source, "payloads/b")
+    measured = store.size_of(source)
+    store.copy_in(source, measured.etag, "payloads/b")
 
-    assert [name for name, _ in seen] == ["PutObject", "HeadObject", "CopyObject", "HeadObject", "CopyObject"]
+    assert measured.size == 4
+    assert [name for name, _ in seen] == ["PutObject", "HeadObject", "CopyObject", "GetObject", "CopyObject"]
     assert all(params.get("ExpectedBucketOwner") == "123456789012" for _, params in seen)
     copies = [params for name, params in seen if name == "CopyObject"]
     assert all(params["ExpectedSourceBucketOwner"] == "123456789012" for params in copies)
+
+
+def test_s3_failing_counts_as_an_attempt_so_a_lasting_fault_ends_abandoned_not_pending(moto_stack, context):
+    moto_stack.clients["s3"].delete_bucket(Bucket=moto_stack.payload_bucket)  # every write to it now fails
+
+    take_in(moto_stack, context, {"id": {"S": "s3-down"}, "message": {"S": BODY_300K}})
+
+    item = moto_stack.item("s3-down")
+    assert Status.of(item) is Status.PENDING and item[Field.ATTEMPT]["N"] == "1", "counted"
+    assert item[Field.STATUS_REASON]["S"].startswith("attempt 1 failed: HeadObject s3://disa-test-payloads/")
+    assert int(item[Field.DUE_AT]["N"]) > time.time() + 20, "due at its backoff time, not at once"
+    assert moto_stack.received_messages() == []

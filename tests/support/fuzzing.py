@@ -133,9 +133,15 @@ class RecordingStore:
         self.rejected[json.dumps(key)] = reason
         return True
 
-    def defer_start(self, key, claim, reason, now_epoch, now_iso) -> bool:
+    def defer_start(self, key, claim, reason, now_epoch, now_iso, counted=False) -> bool:
         self.deferred[json.dumps(key)] = reason
         return True
+
+
+@dataclass
+class SourceBody:
+    size: int
+    etag: str
 
 
 @dataclass
@@ -168,12 +174,12 @@ class MemoryPayloads:
         self.calls.append("restamp")
         self.objects[key] = (self.objects[key][0], self.clock)
 
-    def size_of(self, source) -> int:
+    def size_of(self, source) -> SourceBody:
         if (source.bucket, source.key) not in self.sources:
             raise PayloadObjectMissing(str(source))
-        return len(self.sources[(source.bucket, source.key)])
+        return SourceBody(len(self.sources[(source.bucket, source.key)]), "etag")
 
-    def copy_in(self, source, key) -> None:
+    def copy_in(self, source, etag, key) -> None:
         self.calls.append("copy")
         self.objects[key] = (self.sources[(source.bucket, source.key)], self.clock)
 

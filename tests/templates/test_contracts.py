@@ -8,7 +8,12 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.dal import clients
-from disa_lambda.logic.ports import STAGING_RESERVE_MS, TIME_RESERVE_MS
+from disa_lambda.logic.ports import (
+    EXECUTION_TIMEOUT_SECONDS,
+    STAGING_RESERVE_MS,
+    TIME_RESERVE_MS,
+    WORST_CALL_SECONDS,
+)
 from disa_lambda.logic.validation import pipeline_owned_fields
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
@@ -84,6 +89,15 @@ def test_no_batch_or_retry_run_outlives_its_function():
     retry_ms = 1000 * int(_function("RetryFunction")["Timeout"])
     # The sweep's budget comes off the top; the sweep itself begins nothing with less than the reserve left.
     assert 1000 * int(sweep_budget["MaxValue"]) + TIME_RESERVE_MS < retry_ms
+
+
+def test_the_lease_outlasts_storing_a_large_body_and_the_execution_after_it():
+    assert clients.worst_call_seconds() == WORST_CALL_SECONDS
+    asl_timeout = json.loads(asl_text())["TimeoutSeconds"]
+    assert asl_timeout == EXECUTION_TIMEOUT_SECONDS
+    for name in ("TriggerFunction", "RetryFunction"):
+        lease = int(_function(name)["Environment"]["Variables"]["LEASE_SECONDS"])
+        assert lease > WORST_CALL_SECONDS + STAGING_RESERVE_MS / 1000 + EXECUTION_TIMEOUT_SECONDS, name
 
 
 def test_a_large_body_is_stored_only_when_its_calls_fit_in_what_is_left():

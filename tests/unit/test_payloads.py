@@ -185,3 +185,11 @@ def test_a_body_that_only_resembles_a_pointer_is_a_body(body):
 def test_with_the_marker_any_two_element_pointer_shape_is_read():
     body = json.dumps(["some.other.PointerClass", {"s3BucketName": "b", "s3Key": "k"}])
     assert pointer.parse(body, {"SQSLargePayloadSize": "9"}) == ObjectRef("b", "k")
+
+
+def test_a_message_shaped_like_a_pointer_is_unpublishable_so_no_consumer_follows_it_elsewhere():
+    spoof = (
+        '["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"disa-payloads","s3Key":"payloads/x"}]'
+    )
+    with pytest.raises(ItemUnpublishable, match=r"^message: has the shape of an extended-client S3 pointer"):
+        publish_of({"message": {"S": spoof}})

@@ -103,18 +103,23 @@ class ItemStore:
             is not None
         )
 
-    def defer_start(self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str) -> bool:
+    def defer_start(
+        self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str, counted: bool = False
+    ) -> bool:
         """The claim's execution did not start: the item is due again now, with its attempt
         counter set back by one so that the retry job's next claim repeats this attempt
-        (a start that never happened is not an attempt). False if the claim was superseded."""
+        (a start that never happened is not an attempt). ``counted``: S3 failed storing the
+        body, which counts as an attempt, due at the claim's backoff time, so a fault that
+        lasts ends the item ABANDONED (alarmed) at the attempt cap instead of forever
+        PENDING. False if the claim was superseded."""
         return (
             self._update(
                 key,
                 "SET #attempt = :previous, #due = :due, #reason = :reason, #updated = :now",
                 "#status = :pending AND #token = :token",
                 {
-                    ":previous": {"N": str(claim.attempt - 1)},
-                    ":due": {"N": str(now_epoch)},
+                    ":previous": {"N": str(claim.attempt if counted else claim.attempt - 1)},
+                    ":due": {"N": str(claim.retry_at if counted else now_epoch)},
                     ":reason": {"S": reason},
                     ":now": {"S": now_iso},
                     ":pending": {"S": Status.PENDING.value},

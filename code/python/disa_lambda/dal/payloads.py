@@ -16,6 +16,12 @@ from disa_lambda.models.pointer import ObjectRef
 
 
 @dataclass(frozen=True)
+class SourceObject:
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class StoredObject:
     size: int
     written_at: float  # epoch seconds of its last write, from which the bucket's expiry counts
@@ -61,33 +67,41 @@ class PayloadBucket:
             TaggingDirective="REPLACE",
         )
 
-    def size_of(self, source: ObjectRef) -> int:
-        """The size of an object an item names; raises PayloadObjectMissing or
-        PayloadObjectForbidden for what only the item's owner can fix."""
+    def size_of(self, source: ObjectRef) -> SourceObject:
+        """The size and ETag of an object an item names, read with a one-byte ranged GET:
+        unlike HeadObject it needs the object's KMS key too, so an object Disa could see but
+        not copy is found here, where the fault is surely the object's. Raises
+        PayloadObjectMissing or PayloadObjectForbidden for what only its owner can fix."""
         try:
-            head = self._client.head_object(Bucket=source.bucket, Key=source.key, ExpectedBucketOwner=self._owner)
-        except ClientError as error:
-            self._raise_for_source(error, source, "HeadObject")
-        except BotoCoreError as error:
-            raise PayloadUnavailable(f"HeadObject {source} failed: {error}") from error
-        return int(head["ContentLength"])
-
-    def copy_in(self, source: ObjectRef, key: str) -> None:
-        """A server-side copy of ``source`` (at most 5 GB in one call; Disa takes 2 GB) to ``key``."""
-        try:
-            self._copy_client.copy_object(
-                Bucket=self.bucket,
-                Key=key,
-                CopySource={"Bucket": source.bucket, "Key": source.key},
-                ExpectedBucketOwner=self._owner,
-                ExpectedSourceBucketOwner=self._owner,
-                # The source's tags are not carried over, so no tagging permission is needed.
-                TaggingDirective="REPLACE",
+            got = self._client.get_object(
+                Bucket=source.bucket, Key=source.key, Range="bytes=0-0", ExpectedBucketOwner=self._owner
             )
         except ClientError as error:
-            self._raise_for_source(error, source, "CopyObject")
+            if _code(error) == "InvalidRange":  # a range of an empty object
+                return SourceObject(0, "")
+            self._raise_for_source(error, source)
         except BotoCoreError as error:
-            raise PayloadUnavailable(f"CopyObject {source} failed: {error}") from error
+            raise PayloadUnavailable(f"GetObject {source} failed: {error}") from error
+        got["Body"].close()
+        total = str(got.get("ContentRange", "")).rpartition("/")[2]
+        return SourceObject(int(total) if total.isdigit() else int(got["ContentLength"]), got.get("ETag", ""))
+
+    def copy_in(self, source: ObjectRef, etag: str, key: str) -> None:
+        """A server-side copy of ``source``, as it was when measured (``etag``), to ``key``
+        (at most 5 GB in one call; Disa takes 2 GB). A failure here is S3's or Disa's own
+        (size_of proved the source readable): PayloadUnavailable."""
+        condition = {"CopySourceIfMatch": etag} if etag else {}
+        self._call(
+            self._copy_client.copy_object,
+            f"CopyObject {source} to s3://{self.bucket}/{key}",
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": source.bucket, "Key": source.key},
+            ExpectedSourceBucketOwner=self._owner,
+            # The source's tags are not carried over, so no tagging permission is needed.
+            TaggingDirective="REPLACE",
+            **condition,
+        )
 
     def _call(self, method: Any, what: str, **kwargs: Any) -> Any:
         try:
@@ -96,10 +110,10 @@ class PayloadBucket:
             raise PayloadUnavailable(f"{what} failed: {error}") from error
 
     @staticmethod
-    def _raise_for_source(error: ClientError, source: ObjectRef, call: str) -> None:
+    def _raise_for_source(error: ClientError, source: ObjectRef) -> None:
         code = _code(error)
         if code in ("404", "NoSuchKey", "NoSuchBucket"):
             raise PayloadObjectMissing(str(source)) from error
         if code in ("403", "AccessDenied", "AllAccessDisabled") or code.startswith("KMS."):
             raise PayloadObjectForbidden(f"{source}: {code}") from error
-        raise PayloadUnavailable(f"{call} {source} failed: {error}") from error
+        raise PayloadUnavailable(f"GetObject {source} failed: {error}") from error

@@ -73,7 +73,7 @@ def plan_claim(
     )
 
 
-def deferral_reason(claim: Claim, error: Exception) -> str:
+def deferral_reason(claim: Claim, error: Exception | str) -> str:
     """The statusReason of a claim whose execution did not start (shown while it waits)."""
     return f"attempt {claim.attempt} not started yet, the retry job starts it: {error}"[:1000]
 

@@ -3,21 +3,34 @@ builds the execution input and starts the execution. The trigger, the sweep and 
 job all launch through here once they hold a claim.
 
 Nothing here loses an item: a body that cannot be stored for a reason only its owner can
-fix ends the item REJECTED with that reason; S3 failing, a start failing or too little time
-left to store a large body sets the claim back one attempt, due at once, so the retry job
-repeats the same attempt number (a start that never happened is not an attempt)."""
+fix ends the item REJECTED with that reason; S3 failing counts as a failed attempt (due at
+its backoff time, ABANDONED at the attempt cap); a start failing, or too little time left
+to store a large body within the invocation or the claim's lease, sets the claim back one
+attempt, due at once, so the retry job repeats the same attempt number (a start that never
+happened is not an attempt)."""
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Any, Callable, Mapping
 
 from disa_lambda.logic import attempts, clock, payloads
-from disa_lambda.logic.ports import STAGING_RESERVE_MS, FinishingStore, PayloadStore, Starter
+from disa_lambda.logic.ports import (
+    EXECUTION_TIMEOUT_SECONDS,
+    STAGING_RESERVE_MS,
+    WORST_CALL_SECONDS,
+    FinishingStore,
+    PayloadStore,
+    Starter,
+)
 from disa_lambda.models.claim import Claim
 from disa_lambda.models.exceptions import ItemUnpublishable, PayloadUnavailable, WorkflowStartFailed
 from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import Status
+
+# The claim that preceded the launch: its write may have taken this long after ``now``.
+CLAIM_SECONDS = WORST_CALL_SECONDS
 
 
 class Launched(StrEnum):
@@ -42,19 +55,39 @@ def launch(
     """``document`` is the execution input when the caller already built it (a body
     published as it is); otherwise it is built here, after the body is stored."""
     now_iso = clock.iso(now)
-    try:
-        if staging is not None:
-            if time_left_ms() < STAGING_RESERVE_MS:
-                raise PayloadUnavailable("too little of this invocation was left to store the body in S3")
+    if staging is not None:
+        if time_left_ms() < STAGING_RESERVE_MS:
+            reason = "too little of this invocation was left to store the body in S3"
+            store.defer_start(key, claim, attempts.deferral_reason(claim, reason), int(now), now_iso)
+            return Launched.DEFERRED
+        began = time.monotonic()
+        try:
             publish = payloads.stage(staging, publish, payload_store, settings, now)
+        except ItemUnpublishable as unpublishable:
+            store.finish_unclaimable(
+                key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso
+            )
+            return Launched.REJECTED
+        except PayloadUnavailable as unavailable:
+            # S3 (or Disa's own access to it) failed after the SDK's retries: an attempt,
+            # counted, so a fault that lasts ends ABANDONED and alarmed, not PENDING forever.
+            store.defer_start(
+                key, claim, f"attempt {claim.attempt} failed: {unavailable}"[:1000], int(now), now_iso, True
+            )
+            return Launched.DEFERRED
+        if now + time.monotonic() - began + CLAIM_SECONDS + EXECUTION_TIMEOUT_SECONDS > claim.lease_until:
+            # Storing took longer than S3's timeouts should allow, so the execution could
+            # outlive the claim's lease and race the retry job's next claim. The body is
+            # stored now: the next attempt finds it at once.
+            reason = "storing the body in S3 took too long for this claim's lease"
+            store.defer_start(key, claim, attempts.deferral_reason(claim, reason), int(now), now_iso)
+            return Launched.DEFERRED
+    try:
         if document is None:
             document = attempts.execution_input(key, claim, publish)
     except ItemUnpublishable as unpublishable:
         store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
         return Launched.REJECTED
-    except PayloadUnavailable as unavailable:
-        store.defer_start(key, claim, attempts.deferral_reason(claim, unavailable), int(now), now_iso)
-        return Launched.DEFERRED
     try:
         workflow.start(attempts.execution_name(key, claim), document)
     except WorkflowStartFailed as error:

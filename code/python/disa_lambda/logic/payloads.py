@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from disa_lambda.logic import attempts
-from disa_lambda.logic.ports import PayloadStore
+from disa_lambda.logic.ports import PayloadStore, SourceBody
 from disa_lambda.models import message, pointer
 from disa_lambda.models.exceptions import ItemUnpublishable, PayloadObjectForbidden, PayloadObjectMissing
 from disa_lambda.models.pointer import ObjectRef
@@ -71,13 +71,23 @@ def plan(
                 f"s3://{settings.PAYLOAD_BUCKET}/{UPLOAD_PREFIX} or add the bucket to the stack's PayloadSourceBuckets"
             )
         _check_room_for_marker(publish)
-        return Staging(_stored_key(insert_id, str(source).encode("utf-8")), source=source)
+        staging = Staging(_stored_key(insert_id, str(source).encode("utf-8")), source=source)
+        _check_pointer_fits(key, publish, staging, settings)
+        return staging
+    if pointer.parse(publish["Message"]) is not None:
+        # Published as it is, it would reach consumers as a pointer to another body.
+        raise ItemUnpublishable(
+            "message: has the shape of an extended-client S3 pointer; send the body itself, "
+            "or name its S3 object in messageObject"
+        )
     if not must_offload(key, publish, settings):
         return None
     body = publish["Message"].encode("utf-8")
     _check_size(len(body), settings, "message: the body")
     _check_room_for_marker(publish)
-    return Staging(_stored_key(insert_id, body), body=body)
+    staging = Staging(_stored_key(insert_id, body), body=body)
+    _check_pointer_fits(key, publish, staging, settings)
+    return staging
 
 
 def must_offload(key: Mapping[str, Any], publish: Mapping[str, Any], settings: PublishingSettings) -> bool:
@@ -107,20 +117,36 @@ def stage(
         size = len(staging.body)
     else:
         assert staging.source is not None
-        size = _source_size(staging.source, store)
+        source = _source(staging.source, store)
+        size = source.size
         _check_size(size, settings, f"messageObject: {staging.source}")
-        _copy(staging.source, staging.key, store)
-    published = {
+        store.copy_in(staging.source, source.etag, staging.key)
+    return _with_pointer(publish, ObjectRef(store.bucket, staging.key), size)
+
+
+def _with_pointer(publish: Mapping[str, Any], where: ObjectRef, size: int) -> dict[str, Any]:
+    return {
         **publish,
-        "Message": pointer.render(ObjectRef(store.bucket, staging.key)),
+        "Message": pointer.render(where),
         "MessageAttributes": {**publish["MessageAttributes"], pointer.SIZE_ATTRIBUTE: pointer.size_attribute(size)},
     }
-    if attempts.sns_size(published) > SNS_MESSAGE_LIMIT_BYTES:
+
+
+def _check_pointer_fits(
+    key: Mapping[str, Any], publish: Mapping[str, Any], staging: Staging, settings: PublishingSettings
+) -> None:
+    """Before the claim: the pointer message (with the largest size marker) must itself fit
+    SNS and the execution input, which only very long attribute values prevent."""
+    widest = _with_pointer(publish, ObjectRef(settings.PAYLOAD_BUCKET, staging.key), settings.PAYLOAD_MAX_BYTES)
+    if (
+        attempts.sns_size(widest) > SNS_MESSAGE_LIMIT_BYTES
+        or attempts.input_size(key, widest) > attempts.INPUT_LIMIT_BYTES
+    ):
         raise ItemUnpublishable(
-            f"attributes: the message attributes alone take {attempts.sns_size(published)} bytes with the S3 pointer, "
-            f"above SNS's {SNS_MESSAGE_LIMIT_BYTES}; shorten the attribute values"
+            f"attributes: {attempts.sns_size(widest)} bytes with the S3 pointer, too large for SNS "
+            f"({SNS_MESSAGE_LIMIT_BYTES}) or Step Functions ({attempts.INPUT_LIMIT_BYTES}); "
+            "shorten the attribute values"
         )
-    return published
 
 
 def _stored_key(insert_id: str, origin: bytes) -> str:
@@ -147,22 +173,13 @@ def _check_room_for_marker(publish: Mapping[str, Any]) -> None:
         )
 
 
-def _source_size(source: ObjectRef, store: PayloadStore) -> int:
+def _source(source: ObjectRef, store: PayloadStore) -> SourceBody:
     try:
         return store.size_of(source)
     except PayloadObjectMissing as missing:
         raise ItemUnpublishable(
             f"messageObject: {source} does not exist; upload the object before inserting the item"
         ) from missing
-    except PayloadObjectForbidden as forbidden:
-        raise ItemUnpublishable(_forbidden_reason(source)) from forbidden
-
-
-def _copy(source: ObjectRef, key: str, store: PayloadStore) -> None:
-    try:
-        store.copy_in(source, key)
-    except PayloadObjectMissing as missing:
-        raise ItemUnpublishable(f"messageObject: {source} was deleted before Disa could copy it") from missing
     except PayloadObjectForbidden as forbidden:
         raise ItemUnpublishable(_forbidden_reason(source)) from forbidden
 

@@ -14,16 +14,25 @@ from disa_lambda.models.status import Status
 # dal/clients.py's worst_call_seconds() (23 s) with retries and timeouts included
 # (tests/templates/test_contracts.py checks both this and the functions' timeouts).
 TIME_RESERVE_MS = 70_000
+WORST_CALL_SECONDS = 23  # dal/clients.py worst_call_seconds(), which the contract test compares
 # Storing a large body in S3 is begun only with this much left after the claim: the stored
-# body's HeadObject, the source's HeadObject and its CopyObject (dal/clients.py
+# body's HeadObject, the source's ranged GetObject and its CopyObject (dal/clients.py
 # worst_copy_seconds(), 63 s), then the start and a deferral or rejection. With less, the
 # attempt is set back (not counted) for the retry job, whose runs are longer.
 STAGING_RESERVE_MS = 160_000
+# The publisher's TimeoutSeconds (state-machine/publisher.asl.json): an execution started
+# later than this before its claim's lease ends could outlive the lease, so none is.
+EXECUTION_TIMEOUT_SECONDS = 240
 
 
 class StoredBody(Protocol):
     size: int
     written_at: float
+
+
+class SourceBody(Protocol):
+    size: int
+    etag: str
 
 
 class PayloadStore(Protocol):
@@ -34,8 +43,8 @@ class PayloadStore(Protocol):
     def stored(self, key: str) -> StoredBody | None: ...
     def put(self, key: str, body: bytes) -> None: ...
     def restamp(self, key: str) -> None: ...
-    def size_of(self, source: ObjectRef) -> int: ...
-    def copy_in(self, source: ObjectRef, key: str) -> None: ...
+    def size_of(self, source: ObjectRef) -> SourceBody: ...
+    def copy_in(self, source: ObjectRef, etag: str, key: str) -> None: ...
 
 
 class Starter(Protocol):
@@ -43,7 +52,9 @@ class Starter(Protocol):
 
 
 class DeferringStore(Protocol):
-    def defer_start(self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str) -> bool: ...
+    def defer_start(
+        self, key: Mapping[str, Any], claim: Claim, reason: str, now_epoch: int, now_iso: str, counted: bool = False
+    ) -> bool: ...
 
 
 class FinishingStore(DeferringStore, Protocol):

@@ -17,6 +17,8 @@ LEGACY_POINTER_CLASS = "com.amazon.sqs.javamessaging.MessageS3Pointer"
 SIZE_ATTRIBUTE = "ExtendedPayloadSize"
 LEGACY_SIZE_ATTRIBUTE = "SQSLargePayloadSize"
 MARKER_ATTRIBUTES = (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
+# Java's reader rewrites the legacy class name; the Python one ignores it: match the last part.
+_CLASS_NAMES = tuple(name.rsplit(".", 1)[1] for name in (POINTER_CLASS, LEGACY_POINTER_CLASS))
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def parse(body: str, attribute_names: Any = ()) -> ObjectRef | None:
         return None
     if not (isinstance(parsed, list) and len(parsed) == 2 and isinstance(parsed[1], Mapping)):
         return None
-    names_a_pointer = isinstance(parsed[0], str) and parsed[0].endswith(("PayloadS3Pointer", "MessageS3Pointer"))
+    names_a_pointer = isinstance(parsed[0], str) and parsed[0].endswith(_CLASS_NAMES)
     bucket, key = parsed[1].get("s3BucketName"), parsed[1].get("s3Key")
     if not (isinstance(bucket, str) and bucket and isinstance(key, str) and key):
         return None
