@@ -36,3 +36,17 @@ def stream_record(new_image: dict[str, Any], key_name: str = "id", event_name: s
 
 def stream_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
+
+
+def sqs_lambda_record(message: dict[str, Any]) -> dict[str, Any]:
+    """A message read from a queue (ReceiveMessage's shape) in the shape an SQS event source
+    mapping gives a Lambda: what the consumer helper parses."""
+    return {
+        "messageId": message["MessageId"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {
+            name: {"stringValue": a["StringValue"], "dataType": a["DataType"]}
+            for name, a in message.get("MessageAttributes", {}).items()
+        },
+    }
