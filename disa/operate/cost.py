@@ -30,9 +30,11 @@ MILLION = 1_000_000
 MONTH_MINUTES = 43_200  # a 30-day month
 MONTH_SECONDS = MONTH_MINUTES * 60
 GIB = 2**30
-# SNS and Step Functions carry at most 256 KiB; larger bodies go through S3, which this model
-# does not price yet (README, Known limits).
-MAX_ITEM_BYTES = 262_144
+# The largest body Disa takes (PayloadMaxBytes' default, the extended clients' 2 GB). Bodies
+# above the offload threshold are stored in S3; above DynamoDB's item limit they can only be
+# an S3 object the item names (messageObject), so the item itself is small.
+MAX_ITEM_BYTES = 2**31
+DYNAMODB_ITEM_LIMIT_BYTES = 400 * 1024
 GOAL_USD_PER_MILLION = 3.0
 GOAL_ITEM_BYTES = 1024
 
@@ -108,6 +110,15 @@ class Assumptions:
     kms_table_callers: int = 3
     kms_log_groups: int = 3
     item_storage_overhead_bytes: int = 100  # DynamoDB adds 100 B per item (and index entry) for storage
+
+    # --- Disa, large bodies (README, Large messages) -------------------------------------
+    # A body above PayloadOffloadThreshold is stored before the execution starts: per attempt
+    # a HeadObject of its stored key (the first finds nothing), then one PutObject (a body in
+    # the item) or a ranged GetObject of the named object and a CopyObject. Each S3 call is
+    # ~2 ms of SDK CPU like the others. An item naming an S3 object holds only the key, the
+    # bucket and the object key. With S3 Bucket Keys, KMS is asked for a bucket key now and
+    # then, not per object (~0 per message). Subscribers' GETs are theirs, like deliveries.
+    reference_item_bytes: int = 200  # (estimate)
 
     # --- The seed design (../shared/seeds/004 and notes/reference-designs.md) -----------
     # Its trigger starts one STANDARD execution per record (no name). The state machine
@@ -185,6 +196,8 @@ PARAMETER_DEFAULTS: dict[str, str] = {
     "TriggerMemorySize": "1024",
     "RetryIntervalMinutes": "1",
     "SweepSegments": "60",
+    "PayloadOffloadThreshold": "262144",
+    "PayloadRetentionDays": "30",
 }
 
 
@@ -199,6 +212,8 @@ class StackSettings:
     sweep_segments: int = 60
     retry_memory_mb: int = 256
     alarms: int = 3
+    payload_offload_threshold: int = 262_144  # "always" is 0
+    payload_retention_days: int = 30
     source: str = "built-in defaults"
     assumed: tuple[str, ...] = ()  # parameters found nowhere: PARAMETER_DEFAULTS used
 
@@ -215,6 +230,8 @@ def settings_from(parameters: Mapping[str, str], source: str, nested: Mapping[st
     workflow_type = values["WorkflowType"].upper()
     if workflow_type not in ("EXPRESS", "STANDARD"):
         raise UserError(f"WorkflowType {values['WorkflowType']!r} is neither EXPRESS nor STANDARD; check the stack")
+    if values["PayloadOffloadThreshold"] == "always":
+        values["PayloadOffloadThreshold"] = "0"
     try:
         numbers = {name: int(values[name]) for name in PARAMETER_DEFAULTS if name != "WorkflowType"}
     except ValueError as error:
@@ -227,6 +244,8 @@ def settings_from(parameters: Mapping[str, str], source: str, nested: Mapping[st
         trigger_memory_mb=numbers["TriggerMemorySize"],
         retry_interval_minutes=max(1, numbers["RetryIntervalMinutes"]),
         sweep_segments=numbers["SweepSegments"],
+        payload_offload_threshold=numbers["PayloadOffloadThreshold"],
+        payload_retention_days=numbers["PayloadRetentionDays"],
         retry_memory_mb=nested["retry_memory_mb"],
         alarms=nested["alarms"],
         source=source,
@@ -285,7 +304,7 @@ class Inputs:
         if not 1 <= self.item_bytes <= MAX_ITEM_BYTES:
             raise UserError(
                 f"--item-size {self.item_bytes} must be 1 to {MAX_ITEM_BYTES:,} bytes "
-                "(larger bodies are stored in S3, which disa cost does not price yet)"
+                "(the body size; PayloadMaxBytes is at most 2 GB)"
             )
         if not 0 <= self.failure_rate < 1:
             raise UserError(
@@ -357,8 +376,26 @@ class _Model:
         billed_mb = math.ceil(self.a.express_memory_mb / chunk) * chunk
         return billed_ms / 1000 * billed_mb / 1024
 
-    def sns_chunks(self) -> int:
+    @property
+    def stored_in_s3(self) -> bool:
+        """The body goes to S3 and the message published is a pointer to it."""
+        return self.i.item_bytes > self.s.payload_offload_threshold
+
+    @property
+    def named_object(self) -> bool:
+        """Too large for an item: the item names an S3 object (messageObject)."""
+        return self.i.item_bytes + self.a.disa_attribute_bytes > DYNAMODB_ITEM_LIMIT_BYTES
+
+    @property
+    def table_item_bytes(self) -> int:
+        return self.a.reference_item_bytes if self.named_object else self.i.item_bytes
+
+    def body_chunks(self) -> int:
         return math.ceil(self.i.item_bytes / self.p.rule("sns.payload_chunk_bytes"))
+
+    def sns_chunks(self) -> int:
+        """What Disa publishes: the body, or only the pointer to it."""
+        return 1 if self.stored_in_s3 else self.body_chunks()
 
     def writes(self, count: float, base: int, index: int) -> Line:
         units = count * (base + index)
@@ -373,7 +410,28 @@ class _Model:
 
     # Disa
     def disa(self) -> dict[str, Line]:
-        return {**self._disa_workflow(), **self._disa_functions(), **self._disa_table(), **self._disa_rest()}
+        return {
+            **self._disa_workflow(),
+            **self._disa_functions(),
+            **self._disa_table(),
+            **self._disa_rest(),
+            **self._disa_payloads(),
+        }
+
+    def _disa_payloads(self) -> dict[str, Line]:
+        if not self.stored_in_s3:
+            return {}
+        n = attempts(self.i.failure_rate, self.s.max_attempts)
+        writes = 1  # PutObject, or CopyObject of the named object
+        reads = n.total + (1 if self.named_object else 0)  # a HeadObject per attempt, the source's ranged GET
+        gb_months = self.i.item_bytes / GIB * self.s.payload_retention_days / 30
+        return {
+            "s3.requests": Line(
+                f"{writes} {'COPY' if self.named_object else 'PUT'} + {_fmt(reads)} HEAD/GET",
+                writes * self.p.unit("s3.standard.put_request") + reads * self.p.unit("s3.standard.get_request"),
+            ),
+            "s3.storage": Line(f"{gb_months:.6f} GB-month", gb_months * self.p.unit("s3.standard.storage.gb_month")),
+        }
 
     def _disa_workflow(self) -> dict[str, Line]:
         n = attempts(self.i.failure_rate, self.s.max_attempts)
@@ -394,7 +452,8 @@ class _Model:
 
     def _disa_functions(self) -> dict[str, Line]:
         batch, memory = self.s.stream_batch_size, self.s.trigger_memory_mb
-        gb_s = self.cpu_bound_gb_seconds(self.a.trigger_calls_per_record * self.a.cpu_seconds_per_call, memory)
+        calls = self.a.trigger_calls_per_record + (self._s3_calls() if self.stored_in_s3 else 0)
+        gb_s = self.cpu_bound_gb_seconds(calls * self.a.cpu_seconds_per_call, memory)
         gb_s += self.a.trigger_batch_overhead_seconds * memory / 1024 / batch
         lines = {
             "trigger.requests": Line(f"{_fmt(1 / batch)}", self.p.unit("lambda.arm64.request") / batch),
@@ -409,10 +468,13 @@ class _Model:
             )
         return lines
 
+    def _s3_calls(self) -> int:
+        return 3 if self.named_object else 2  # HeadObject, then PutObject, or GetObject and CopyObject
+
     def _disa_table(self) -> dict[str, Line]:
         n = attempts(self.i.failure_rate, self.s.max_attempts)
-        first = self.wru(self.i.item_bytes + self.a.disa_attribute_bytes)
-        later = self.wru(self.i.item_bytes + self.a.disa_attribute_bytes + self.a.failure_attribute_bytes)
+        first = self.wru(self.table_item_bytes + self.a.disa_attribute_bytes)
+        later = self.wru(self.table_item_bytes + self.a.disa_attribute_bytes + self.a.failure_attribute_bytes)
         take_right_units = first + n.retried * later
         index = self.a.success_index_writes
         success_units = n.succeeded_first * (first + index) + (n.succeeded - n.succeeded_first) * (later + index)
@@ -468,7 +530,7 @@ class _Model:
         size = self.wru(self.i.item_bytes + a.seed_status_attribute_bytes)
         index = size  # projection ALL (assumed): the GSI entry is the whole item
         retry_index = n.retried * ((1 - self.i.failure_rate) * 2 + self.i.failure_rate) * index
-        publishes = n.total * self.sns_chunks()
+        publishes = n.total * self.body_chunks()
         log_bytes = a.seed_line_bytes + a.lambda_platform_lines_bytes / a.seed_batch_size
         log_bytes += n.total * (a.seed_line_bytes + a.lambda_platform_lines_bytes)
         traces = n.total * self.p.rule("xray.default_rule_fixed_rate")
@@ -565,7 +627,7 @@ class _Model:
     # what keeping items costs, per million items and month
     def stored(self) -> dict[str, Line]:
         a, s = self.a, self.s
-        item = self.i.item_bytes + a.disa_attribute_bytes
+        item = self.table_item_bytes + a.disa_attribute_bytes
         gib = MILLION * (item + a.item_storage_overhead_bytes) / GIB
         lines = {
             "storage": Line(f"{gib:.2f} GB", gib * self.p.unit("dynamodb.storage.gb_month")),
@@ -583,7 +645,7 @@ class _Model:
         return {"storage": Line(f"{gib:.2f} GB", gib * self.p.unit("dynamodb.storage.gb_month"))}
 
     def producer_put(self) -> Line:
-        units = self.wru(self.i.item_bytes)
+        units = self.wru(self.table_item_bytes)
         return Line(f"{units} WRU", units * self.p.unit("dynamodb.ondemand.write_request_unit"))
 
 
@@ -674,6 +736,8 @@ ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("logs", "CloudWatch Logs: ingestion", 5),
     ("xray", "X-Ray: traces recorded", 7),
     ("kms", "KMS: requests", 8),
+    ("s3.requests", "S3: store the body, find it again per attempt", 12),
+    ("s3.storage", "S3: the stored body, for PayloadRetentionDays", 12),
 )
 FIXED_ROWS: tuple[tuple[str, str], ...] = (
     ("retry.requests", "retry job: invocations"),
@@ -702,6 +766,7 @@ GROUPS = {
     "logs": "CloudWatch Logs",
     "xray": "X-Ray",
     "kms": "KMS",
+    "s3": "S3 (large bodies)",
 }
 
 
@@ -759,6 +824,8 @@ def _header(e: Estimate, prices: Prices) -> list[str]:
                 shown("MaxAttempts", s.max_attempts),
                 shown("RetryIntervalMinutes", s.retry_interval_minutes),
                 shown("SweepSegments", s.sweep_segments),
+                shown("PayloadOffloadThreshold", s.payload_offload_threshold or "always"),
+                shown("PayloadRetentionDays", s.payload_retention_days),
             ]
         ),
         f"  {shown('TriggerMemorySize', s.trigger_memory_mb)}, "
@@ -864,6 +931,13 @@ def _footnotes(e: Estimate) -> list[str]:
         "sendStatus; the projection is not described, ALL is assumed (the GSI write is as large as the item).",
         " [11] DescribeAlarms is counted as free (not a request-priced CloudWatch API as far as the pricing page was "
         "read); at PutMetricData's price it would add $10.00 per million to the seed.",
+        f" [12] Bodies above PayloadOffloadThreshold ({s.payload_offload_threshold:,} B) are stored in S3: a "
+        "HeadObject per attempt, then a PutObject (a body in the item) or a ranged GetObject and a CopyObject "
+        "(an S3 object the item names: bodies above DynamoDB's 400 KB item limit, the item then "
+        f"~{a.reference_item_bytes} B), "
+        f"kept {s.payload_retention_days} days (PayloadRetentionDays); SNS publishes only the pointer. Each "
+        "subscriber that reads the body pays a GET; the producer's upload of a named object is its own. The seed "
+        "design cannot publish a body above 256 KiB: its column prices what it would attempt.",
         " Not counted: the first-tier free allowances, cold starts (INIT is billed since 2025-08), deliveries to "
         "subscribers, data transfer, the on-failure queue (used only on trigger failures), EventBridge schedules "
         "(free), the job-state table being added (a few items).",

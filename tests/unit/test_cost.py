@@ -152,6 +152,7 @@ def test_every_price_has_a_source_and_a_date_and_the_model_uses_each():
     prices = load_prices()  # a price the model asks for but the file lacks fails here (KeyError)
     for settings in (StackSettings(), StackSettings(workflow_type="STANDARD")):
         estimate(Inputs(settings=settings, failure_rate=0.1), prices)
+    estimate(Inputs(item_bytes=5_000_000), prices)  # a body stored in S3
     assert prices.used == set(entries), "prices.json holds entries the model does not use"
 
 
@@ -188,8 +189,8 @@ def test_the_trigger_memory_changes_little_below_one_vcpu():
     [
         (["--failure-rate", "1.5"], "--failure-rate 1.5 must be at least 0 and below 1"),
         (["--failure-rate", "-0.1"], "--failure-rate -0.1 must be at least 0"),
-        (["--item-size", "0"], "--item-size 0 must be 1 to 262,144 bytes"),
-        (["--item-size", "300000"], "--item-size 300000 must be 1 to 262,144 bytes"),
+        (["--item-size", "0"], "--item-size 0 must be 1 to 2,147,483,648 bytes"),
+        (["--item-size", "3000000000"], "--item-size 3000000000 must be 1 to 2,147,483,648 bytes (the body size"),
         (["--messages", "0"], "--messages 0 must be at least 1"),
     ],
 )
@@ -232,3 +233,32 @@ def test_a_deployed_stacks_parameters_are_priced(moto_engine, capsys):
 
     with pytest.raises(UserError, match="stack missing does not exist in us-east-1; check --stack and --region"):
         cost.run(_args("--stack", "missing"), lambda: clients)
+
+
+def test_a_body_above_the_threshold_adds_s3_and_publishes_only_the_pointer():
+    below, above = _estimate(item_bytes=262_144), _estimate(item_bytes=262_145)
+    assert "s3.requests" not in below.disa and "s3.storage" not in below.disa
+    assert below.disa["sns.publish"].calls == "4"  # 64 KB chunks of the body
+    assert above.disa["sns.publish"].calls == "1", "the pointer"
+    put, head = 0.005 / 1000, 0.0004 / 1000  # the file's prices, restated
+    assert above.disa["s3.requests"].usd_per_message == pytest.approx(put + head)
+    gb_month = 262_145 / 2**30
+    assert above.disa["s3.storage"].usd_per_message == pytest.approx(gb_month * 0.023)
+
+
+def test_stored_bodies_cost_storage_for_the_retention_and_a_head_per_attempt():
+    longer = StackSettings(payload_retention_days=60)
+    base, kept = _estimate(item_bytes=300_000), _estimate(item_bytes=300_000, settings=longer)
+    assert kept.disa["s3.storage"].usd_per_message == pytest.approx(2 * base.disa["s3.storage"].usd_per_message)
+    retried = _estimate(item_bytes=300_000, failure_rate=0.5)
+    assert retried.disa["s3.requests"].usd_per_message > base.disa["s3.requests"].usd_per_message
+    always = _estimate(item_bytes=100, settings=StackSettings(payload_offload_threshold=0))
+    assert "s3.requests" in always.disa
+
+
+def test_a_body_too_large_for_an_item_is_a_named_object_so_the_table_writes_stay_small():
+    in_item, named = _estimate(item_bytes=300_000), _estimate(item_bytes=5_000_000)
+    assert in_item.disa["ddb.claim"].write_units > 290, "a 300 KB body in the item is rewritten by every write"
+    assert named.disa["ddb.claim"].write_units == 2  # the ~200 B item naming the object, and its index entry
+    assert named.disa["s3.requests"].calls == "1 COPY + 2 HEAD/GET"
+    assert named.producer_put.calls == "1 WRU"
