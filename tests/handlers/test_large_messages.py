@@ -211,3 +211,19 @@ def test_s3_failing_counts_as_an_attempt_so_a_lasting_fault_ends_abandoned_not_p
     assert item[Field.STATUS_REASON]["S"].startswith("attempt 1 failed: HeadObject s3://disa-test-payloads/")
     assert int(item[Field.DUE_AT]["N"]) > time.time() + 20, "due at its backoff time, not at once"
     assert moto_stack.received_messages() == []
+
+
+def test_the_helper_refuses_a_body_whose_length_is_not_the_one_the_message_gives(moto_stack):
+    s3 = moto_stack.clients["s3"]
+    s3.put_object(Bucket=moto_stack.payload_bucket, Key="payloads/k", Body=b"12345")
+    record = {
+        "messageId": "m",
+        "body": pointer.render(pointer.ObjectRef(moto_stack.payload_bucket, "payloads/k")),
+        "attributes": {"SentTimestamp": "1"},
+        "messageAttributes": {"ExtendedPayloadSize": {"stringValue": "6", "dataType": "Number"}},
+    }
+    reader = PayloadReader(frozenset({moto_stack.payload_bucket}), None, s3)
+    with pytest.raises(PayloadUnreadable, match="is 5 bytes, the message says 6"):
+        reader.resolve(parse(record))
+    record["messageAttributes"]["ExtendedPayloadSize"]["stringValue"] = "5"
+    assert reader.resolve(parse(record)).body == "12345"

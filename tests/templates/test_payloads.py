@@ -75,7 +75,8 @@ def _s3_grants(role: str, source_buckets: str = "") -> set[tuple[str, str]]:
     documents += [
         policy["Properties"]["PolicyDocument"]
         for policy in resources("roles", "AWS::IAM::Policy").values()
-        if stack.condition(policy["Condition"]) and {"Ref": role} in policy["Properties"]["Roles"]
+        if ("Condition" not in policy or stack.condition(policy["Condition"]))
+        and {"Ref": role} in policy["Properties"]["Roles"]
     ]
     grants = set()
     for statement in stack.resolve([s for d in documents for s in d["Statement"]]):
@@ -261,8 +262,12 @@ def test_managed_policies_reach_one_prefix_each_and_use_the_key_only_through_s3(
         target = statement["Resource"].get("Fn::Sub") or statement["Resource"]["Ref"]
         granted |= {(action, target) for action in actions}
         if target == "KeyArn":
+            # Through S3, and for this bucket only (its ARN is the context with Bucket Keys).
             assert statement["Condition"] == {
-                "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+                "StringEquals": {
+                    "kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"},
+                    "kms:EncryptionContext:aws:s3:arn": {"Fn::GetAtt": ["PayloadBucket", "Arn"]},
+                }
             }
     assert granted == grants
 

@@ -396,7 +396,12 @@ def test_consumer_reads_stored_bodies_only_when_given_the_disa_stacks_payload_bu
         "Effect": "Allow",
         "Action": "kms:Decrypt",
         "Resource": DISA_KEY,
-        "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": "s3.us-east-1.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::disa-payloads-payloadbucket-1a2b3c",
+            }
+        },
     }
     statement = json.dumps(_props("ConsumerRole"))
     assert "arn:${AWS::Partition}:s3:::${PayloadBucketName}/payloads/*" in statement

@@ -36,6 +36,7 @@ class Message:
     first_received_ms: int
     sns_timestamp_ms: int | None  # only the SNS envelope carries it
     stored_at: ObjectRef | None = None
+    stored_size: int | None = None  # the body's bytes, as the pointer's marker attribute says
     record: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -72,6 +73,7 @@ def parse(record: Mapping[str, Any]) -> Message:
         first_received_ms=int(system.get("ApproximateFirstReceiveTimestamp", system["SentTimestamp"])),
         sns_timestamp_ms=sns_timestamp,
         stored_at=pointer.parse(body, attributes),
+        stored_size=pointer.marked_size(attributes),
         record=record,
     )
 

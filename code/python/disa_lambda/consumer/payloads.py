@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from disa_lambda.consumer.message import Message
 from disa_lambda.dal.clients import SDK_CONFIG
@@ -45,6 +45,8 @@ class PayloadReader:
         owner = {"ExpectedBucketOwner": self._owner} if self._owner else {}
         try:
             data = self._client().get_object(Bucket=where.bucket, Key=where.key, **owner)["Body"].read()
+        except BotoCoreError as error:
+            raise PayloadUnreadable(f"reading the body stored at {where} failed: {error}") from error
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
@@ -53,6 +55,10 @@ class PayloadReader:
                     "PayloadRetentionDays (a message redriven again and again can outlive it)"
                 ) from error
             raise PayloadUnreadable(f"reading the body stored at {where} failed: {error}") from error
+        if message.stored_size is not None and len(data) != message.stored_size:
+            raise PayloadUnreadable(
+                f"the body stored at {where} is {len(data)} bytes, the message says {message.stored_size}"
+            )
         try:
             body = data.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -40,6 +40,15 @@ def size_attribute(size: int) -> dict[str, str]:
     return {"DataType": "Number", "StringValue": str(size)}
 
 
+def marked_size(attributes: Mapping[str, str]) -> int | None:
+    """The body's length the marker attribute gives, if there is one."""
+    for name in MARKER_ATTRIBUTES:
+        value = attributes.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
 def parse(body: str, attribute_names: Any = ()) -> ObjectRef | None:
     """Where the body of a pointer message lives, or None for a message that carries its body.
 
