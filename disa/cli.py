@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     chaos_command.add_argument("--items", type=int, default=10_000, help="items to insert (default 10000)")
     chaos_command.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
     chaos_command.add_argument("--faults", default=",".join(chaos.FAULTS), help="comma-separated faults to inject")
+    chaos_command.add_argument(
+        "--large-share",
+        type=float,
+        default=chaos.LARGE_SHARE,
+        metavar="SHARE",
+        help=f"share of items sent large, half as ~300 KB bodies in the item, half as 300 KB-1 MB S3 objects "
+        f"named by messageObject; each must arrive byte-exact (default {chaos.LARGE_SHARE:g}; 0 for none)",
+    )
     bench_command = commands.add_parser(
         "bench", help="throughput and latency on the local cloud, beside the engine's ceiling and the seed design"
     )
@@ -362,9 +370,11 @@ def _chaos(args: argparse.Namespace) -> int:
     unknown = sorted(set(enabled) - set(chaos.FAULTS))
     if unknown or args.items < chaos.CHUNKS:
         raise UserError(f"--faults takes {', '.join(chaos.FAULTS)}; --items at least {chaos.CHUNKS}")
+    if not 0 <= args.large_share <= 1:
+        raise UserError("--large-share is a share of the items, from 0 to 1")
     cloud = LocalCloud()
     cloud.up()
-    result = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled)
+    result = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled, large_share=args.large_share)
     print(chaos.report(result))
     return 0 if result.passed else 1
 

@@ -1,5 +1,6 @@
 """AWS helpers that the drills, the CLI and the tests share: subscribe a queue to a topic,
-read what a queue received, write and read many items, wait for a condition.
+read what a queue received (and hand it to the consumer helper), write and read many items,
+wait for a condition.
 
 Each takes the boto3 client of its service, so it serves `Clients` on any target and the
 tests' in-process moto clients alike.
@@ -70,6 +71,21 @@ def received_messages(sqs: Any, queue_url: str, wait_seconds: float = 0) -> list
         found.extend(batch)
         if not batch and time.monotonic() >= deadline:
             return found
+
+
+def sqs_lambda_record(message: dict[str, Any]) -> dict[str, Any]:
+    """A message read from a queue (ReceiveMessage's shape, as `received_messages` returns
+    it) in the shape an SQS event source mapping gives a Lambda: what the consumer helper
+    parses (disa_lambda.consumer.message.parse)."""
+    return {
+        "messageId": message["MessageId"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {
+            name: {"stringValue": a["StringValue"], "dataType": a["DataType"]}
+            for name, a in message.get("MessageAttributes", {}).items()
+        },
+    }
 
 
 def write_items(ddb: Any, table: str, items: Iterable[dict[str, Any]]) -> None:

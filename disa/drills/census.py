@@ -5,18 +5,22 @@
   is without a status (lost) or PENDING past its lease (stuck);
 - every SUCCESSFUL item was accepted by SNS (its MessageId is recorded) and received by the
   subscriber at least once, and at most once per attempt;
-- a REJECTED item was never delivered.
+- a REJECTED item was never delivered;
+- a large message (its body stored in S3, published as a pointer) reaches the subscriber
+  byte-exact: every copy received, read as a consumer built on Disa's helper reads it,
+  has the SHA-256 of the body sent, and every pointer can be read.
 
 A SUCCESSFUL item that SNS accepted but the subscriber never received was lost after Disa's
 part ended: on the local cloud, an engine restart can cut SNS's fan-out to SQS short
-(docs/engine-differences.md). The census counts those apart, so they are reported, not hidden.
+(docs/engine-differences.md). The census counts those apart, so they are reported, not hidden;
+a large message among them is not required byte-exact, as it was never received.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
@@ -35,6 +39,12 @@ class Census:
     lost_after_sns: list[str] = field(default_factory=list)
     rejected_but_delivered: list[str] = field(default_factory=list)
     deliveries: int = 0
+    large: int = 0  # large items inserted: their body is stored in S3 and published as a pointer
+    large_exact: list[str] = field(default_factory=list)
+    # Large items not received byte-exact: a copy with other bytes, or none at all (unless
+    # the engine lost it after SNS accepted it: lost_after_sns).
+    large_not_exact: list[str] = field(default_factory=list)
+    unreadable: int = 0  # pointers received whose body could not be read
 
     @property
     def unsettled(self) -> int:
@@ -42,7 +52,15 @@ class Census:
         return self.inserted - sum(self.statuses[s] for s in Status if s.is_final)
 
     def holds(self) -> bool:
-        return not (self.lost or self.stuck or self.over_delivered or self.undelivered or self.rejected_but_delivered)
+        return not (
+            self.lost
+            or self.stuck
+            or self.over_delivered
+            or self.undelivered
+            or self.rejected_but_delivered
+            or self.large_not_exact
+            or self.unreadable
+        )
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -54,13 +72,27 @@ class Census:
             ("stuck (PENDING past its lease)", str(len(self.stuck))),
             ("duplicates per attempt (deliveries > attempts)", str(len(self.over_delivered))),
             ("REJECTED but delivered", str(len(self.rejected_but_delivered))),
+            ("large messages inserted (body over 256 KB, or a messageObject)", str(self.large)),
+            ("large messages delivered byte-exact (SHA-256, read by the consumer helper)", str(len(self.large_exact))),
+            ("pointers the consumer helper could not read", str(self.unreadable)),
         ]
 
 
-def take_census(items: dict[str, dict[str, Any]], inserted: list[str], deliveries: Counter[str], now: float) -> Census:
+def take_census(
+    items: dict[str, dict[str, Any]],
+    inserted: list[str],
+    deliveries: Counter[str],
+    now: float,
+    sent_digests: Mapping[str, str] | None = None,
+    received_digests: Mapping[str, Sequence[str]] | None = None,
+    unreadable: int = 0,
+) -> Census:
     """``items``: each inserted key's item as stored now (missing if deleted or unread);
-    ``deliveries``: how many times the subscriber received each key's message."""
-    census = Census(inserted=len(inserted), deliveries=sum(deliveries.values()))
+    ``deliveries``: how many times the subscriber received each key's message;
+    ``sent_digests``: the SHA-256 of each large item's body as sent; ``received_digests``:
+    the SHA-256 of each copy of it the subscriber received, its body read from S3;
+    ``unreadable``: pointers received whose body could not be read."""
+    census = Census(inserted=len(inserted), deliveries=sum(deliveries.values()), unreadable=unreadable)
     for key in inserted:
         item = items.get(key, {})
         status = Status.of(item)
@@ -77,4 +109,16 @@ def take_census(items: dict[str, dict[str, Any]], inserted: list[str], deliverie
             census.over_delivered.append(key)
         if status is Status.REJECTED and received:
             census.rejected_but_delivered.append(key)
+    _count_large(census, sent_digests or {}, received_digests or {})
     return census
+
+
+def _count_large(census: Census, sent: Mapping[str, str], received: Mapping[str, Sequence[str]]) -> None:
+    """A large item is byte-exact when it was received and every copy has the body's digest."""
+    census.large = len(sent)
+    for key, digest in sent.items():
+        copies = received.get(key, ())
+        if copies and all(copy == digest for copy in copies):
+            census.large_exact.append(key)
+        elif key not in census.lost_after_sns:
+            census.large_not_exact.append(key)

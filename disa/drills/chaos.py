@@ -7,27 +7,46 @@ Faults, each real on the local cloud and none touching Disa's code:
 - redelivery           a batch read from the table's stream is delivered to the trigger again
 - overlapping-retries  two retry jobs run at once, twice
 - engine-restart       the local cloud is stopped cleanly and started again mid-chunk
+
+A share of the items (``--large-share``) is large, spread evenly over the chunks, and the
+two kinds alternate within each fault's chunks, so that every fault meets both once there are
+enough: a body of about 300 KB in the item, or a messageObject naming an object of 300 KB to
+1 MB uploaded to the payload bucket's incoming/<run>/ just before the insert. Each is read at
+the subscriber as a consumer built on Disa's helper reads it, and its SHA-256 compared with
+the body sent.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import os
 import random
 import signal
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from disa_lambda.consumer.message import parse
+from disa_lambda.consumer.payloads import PayloadReader, PayloadUnreadable
 from disa_lambda.models.status import NO_STATUS, Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import received_messages, scan_items, subscribe_queue, wait_until, write_items
+from disa.common.aws_helpers import (
+    received_messages,
+    scan_items,
+    sqs_lambda_record,
+    subscribe_queue,
+    wait_until,
+    write_items,
+)
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.drills.census import Census, take_census
@@ -49,6 +68,12 @@ PARAMETERS = {
 FAULTS = ("sns-outage", "trigger-crash", "redelivery", "overlapping-retries", "engine-restart")
 CHUNKS = 10
 INVALID_SHARE = 0.05
+# 10 of the CI's 200 items (5 of each kind), 500 of the default 10,000.
+LARGE_SHARE = 0.05
+# A body in the item must pass the 256 KiB offload threshold and fit DynamoDB's 400 KB item.
+INLINE_BYTES = (280_000, 320_000)
+OBJECT_BYTES = (300_000, 1_000_000)
+INLINE, OBJECT = "large", "object"  # the key's suffix: how its large body is sent
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,7 @@ class ChaosResult:
     census: Census
     settle_seconds: float
     fault_log: list[str]  # the faults injected, in order
+    large_sent: Counter[str]  # large items by how their body was sent (INLINE, OBJECT)
 
     @property
     def passed(self) -> bool:
@@ -63,12 +89,28 @@ class ChaosResult:
 
 
 class Chaos:
-    def __init__(self, clients: Clients, cloud: LocalCloud, seed: int, log: Callable[[str], None] = progress):
+    def __init__(
+        self,
+        clients: Clients,
+        cloud: LocalCloud,
+        seed: int,
+        log: Callable[[str], None] = progress,
+        large_share: float = LARGE_SHARE,
+    ):
         self.clients, self.cloud, self.log = clients, cloud, log
+        self.large_share = large_share
         self.rng = random.Random(seed)
+        # Its own generator, so a seed's fault schedule and invalid items do not depend on
+        # the large share.
+        self.large_rng = random.Random(f"large-{seed}")
         self.run_id = f"{seed}-{uuid.uuid4().hex[:6]}"
         self.inserted: list[str] = []
         self.fault_log: list[str] = []
+        self.large_sent: Counter[str] = Counter()  # INLINE, OBJECT
+        self.large_per_fault: Counter[str] = Counter()
+        self.sent_digests: dict[str, str] = {}  # large key -> SHA-256 of the body sent
+        self.received_digests: defaultdict[str, list[str]] = defaultdict(list)  # ... of each copy received
+        self.unreadable = 0
 
     def deploy(self) -> None:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients), log=lambda _: None)
@@ -79,31 +121,59 @@ class Chaos:
         )
         self.outage = TopicRemovalOutage(self.clients("sns"), self.info.topic_arn, self.cloud.fault_snapshots)
         self.outage.off()  # a previous run may have stopped mid-outage
+        self.reader = PayloadReader(frozenset({self.info.payload_bucket}), None, self.clients("s3"))
 
     # -- workload --------------------------------------------------------------------------------
     def insert(self, keys: list[str]) -> None:
-        write_items(
-            self.clients("dynamodb"),
-            self.info.table,
-            (
-                {
-                    self.info.key_name: {"S": key},
-                    "message": {"N": "1"} if key.endswith("-bad") else {"S": f"chaos {self.run_id} {key}"},
-                }
-                for key in keys
-            ),
-        )
+        write_items(self.clients("dynamodb"), self.info.table, [self._item(key) for key in keys])
         self.inserted.extend(keys)
 
-    def keys(self, count: int, offset: int) -> list[str]:
-        return [
-            f"{self.run_id}-{offset + n}" + ("-bad" if self.rng.random() < INVALID_SHARE else "") for n in range(count)
-        ]
+    def _item(self, key: str) -> dict[str, Any]:
+        item: dict[str, Any] = {self.info.key_name: {"S": key}}
+        if key.endswith("-bad"):
+            return {**item, "message": {"N": "1"}}
+        kind = key.rsplit("-", 1)[1]
+        if kind not in (INLINE, OBJECT):
+            return {**item, "message": {"S": f"chaos {self.run_id} {key}"}}
+        body = self._large_body(key, *(INLINE_BYTES if kind == INLINE else OBJECT_BYTES))
+        self.sent_digests[key] = hashlib.sha256(body).hexdigest()
+        if kind == INLINE:
+            return {**item, "message": {"S": body.decode("utf-8")}}
+        object_key = f"incoming/{self.run_id}/{key}"
+        self.clients("s3").put_object(Bucket=self.info.payload_bucket, Key=object_key, Body=body)
+        return {**item, "messageObject": {"M": {"bucket": {"S": self.info.payload_bucket}, "key": {"S": object_key}}}}
+
+    def _large_body(self, key: str, smallest: int, largest: int) -> bytes:
+        """UTF-8 text of a seeded size, named like a small item's body, then random base64
+        (a body cut short, or two bodies swapped, changes its digest)."""
+        size = self.large_rng.randint(smallest, largest)
+        head = f"chaos {self.run_id} {key} ✓ ".encode()
+        filler = base64.b64encode(self.large_rng.randbytes(math.ceil(size * 3 / 4)))
+        return (head + filler)[:size]
+
+    def keys(self, count: int, offset: int, fault: str) -> list[str]:
+        """The keys of the chunk of ``count`` items after the first ``offset``, which meets
+        ``fault``; rounding the share at each chunk's end keeps the run's total at
+        round(items x share)."""
+        large = round((offset + count) * self.large_share) - round(offset * self.large_share)
+        chosen = set(self.large_rng.sample(range(count), large))
+        keys = []
+        for n in range(count):
+            invalid = self.rng.random() < INVALID_SHARE  # drawn for every item, large or not
+            suffix = "-bad" if invalid else ""
+            if n in chosen:
+                kind = (INLINE, OBJECT)[self.large_per_fault[fault] % 2]
+                self.large_per_fault[fault] += 1
+                self.large_sent[kind] += 1
+                suffix = f"-{kind}"
+            keys.append(f"{self.run_id}-{offset + n}{suffix}")
+        return keys
 
     # -- faults ------------------------------------------------------------------------------------
     def with_fault(self, fault: str, keys: list[str]) -> None:
         self.fault_log.append(fault)
-        self.log(f"  chunk of {len(keys)} items with fault: {fault}")
+        large = sum(key.endswith((f"-{INLINE}", f"-{OBJECT}")) for key in keys)
+        self.log(f"  chunk of {len(keys)} items ({large} large) with fault: {fault}")
         if fault == "sns-outage":
             self.outage.on()
             self.insert(keys)
@@ -176,13 +246,26 @@ class Chaos:
             for item in scan_items(self.clients("dynamodb"), self.info.table)
             if item[self.info.key_name]["S"].startswith(self.run_id)
         }
-        return take_census(found, self.inserted, deliveries, time.time())
+        return take_census(
+            found, self.inserted, deliveries, time.time(), self.sent_digests, self.received_digests, self.unreadable
+        )
 
     def read_deliveries(self, deliveries: Counter[str]) -> None:
-        for message in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
-            parts = message["Body"].split(" ")
-            if len(parts) == 3 and parts[1] == self.run_id:
-                deliveries[parts[2]] += 1
+        """Count each message the subscriber received, its body read as the consumer helper
+        reads it (from S3 for a pointer), and the digest of each large one."""
+        for received in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
+            try:
+                body = self.reader.resolve(parse(sqs_lambda_record(received))).body
+            except PayloadUnreadable as error:
+                self.unreadable += 1
+                self.log(f"    pointer not readable: {error}")
+                continue
+            parts = body.split(" ", 3)  # chaos <run> <key>, then a large body's own text
+            if len(parts) >= 3 and parts[0] == "chaos" and parts[1] == self.run_id:
+                key = parts[2]
+                deliveries[key] += 1
+                if key in self.sent_digests:
+                    self.received_digests[key].append(hashlib.sha256(body.encode("utf-8")).hexdigest())
 
     def settle(self, timeout: float) -> tuple[Census, float]:
         """Run the retry job until every item is final (or ``timeout``), reading deliveries;
@@ -217,9 +300,13 @@ def run(
     enabled: tuple[str, ...] = FAULTS,
     settle_timeout: float = 1800,
     log: Callable[[str], None] = progress,
+    large_share: float = LARGE_SHARE,
 ) -> ChaosResult:
-    chaos = Chaos(clients, cloud, seed, log)
-    log(f"== chaos run {chaos.run_id}: {count} items, faults {', '.join(enabled)}, seed {seed}")
+    chaos = Chaos(clients, cloud, seed, log, large_share)
+    log(
+        f"== chaos run {chaos.run_id}: {count} items ({round(count * large_share)} large), "
+        f"faults {', '.join(enabled)}, seed {seed}"
+    )
     chaos.deploy()
     plan = [enabled[i % len(enabled)] for i in range(CHUNKS)]
     chaos.rng.shuffle(plan)
@@ -227,22 +314,32 @@ def run(
     offset = 0
     for chunk_number, fault in enumerate(plan):
         chunk = size if chunk_number < CHUNKS - 1 else count - offset
-        keys = chaos.keys(chunk, offset)
+        keys = chaos.keys(chunk, offset, fault)
         offset += chunk
         chaos.with_fault(fault, keys)
     log("== faults over; settling")
     census, seconds = chaos.settle(settle_timeout)
-    return ChaosResult(census, seconds, chaos.fault_log)
+    return ChaosResult(census, seconds, chaos.fault_log, chaos.large_sent)
 
 
 def report(result: ChaosResult) -> str:
     census = result.census
     rows = [
         *census.rows(),
+        (
+            "large messages sent as",
+            f"{result.large_sent[INLINE]} bodies in the item (280-320 KB), "
+            f"{result.large_sent[OBJECT]} messageObject references (300 KB-1 MB)",
+        ),
         ("time to settle", f"{result.settle_seconds:.1f}s"),
         ("faults injected", ", ".join(result.fault_log)),
     ]
     verdict = "every guarantee of Disa held" if census.holds() else "GUARANTEE BROKEN"
+    if census.large_not_exact:
+        verdict += (
+            f"; {len(census.large_not_exact)} large message(s) not received byte-exact "
+            f"(e.g. {census.large_not_exact[0]})"
+        )
     if census.lost_after_sns:
         verdict += (
             f"; the engine lost {len(census.lost_after_sns)} message(s) after SNS accepted them "

@@ -5,7 +5,8 @@ AWS and two subscribers the way `disa subscribe` does (`audit`, a queue; `orders
 consumer), sends a batch (one item invalid) and seed 002's orders (a quarter of them poison
 pills), reads the messages back, switches an SNS outage on, sends more, watches them FAIL
 and the alarm go to ALARM, switches the outage off, runs the retry job, watches them succeed
-and the alarm return to OK; then checks the orders (good ones processed once, poison pills
+and the alarm return to OK; sends a 300 KB message in its item and a 5 MB one from S3 and
+reads both back byte-exact through their pointers; then checks the orders (good ones processed once, poison pills
 in the dead-letter queue), deploys the fixed consumer, redrives, checks each poison pill was
 processed once, delivers a duplicate and checks it was not processed again, and prints a
 summary and the latency of each stage. Exits 0 only if every expected outcome happened.
@@ -20,11 +21,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from disa_lambda.consumer import stages
+from disa_lambda.consumer.message import parse
+from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
 from disa.common import console
 from disa.common.aws import Clients
-from disa.common.aws_helpers import alarm_state, at_most_every, get_item, received_messages, wait_until
+from disa.common.aws_helpers import (
+    alarm_state,
+    at_most_every,
+    get_item,
+    received_messages,
+    sqs_lambda_record,
+    wait_until,
+)
 from disa.common.console import progress
 from disa.deploy import packaging, stacks
 from disa.deploy.subscribers import Subscription, subscribe
@@ -49,6 +59,8 @@ PARAMETERS = {
 AUDIT = Subscription(name="audit")
 ORDERS, FIXED_HANDLER = orders.SUBSCRIPTION, orders.FIXED_HANDLER
 BATCH, OUTAGE_BATCH, ORDERS_SENT = 10, 5, 12
+# A body in the item above SNS's 256 KiB, and one only S3 can hold, named by its item.
+LARGE_IN_ITEM_BYTES, LARGE_OBJECT_BYTES = 300_000, 5 * 1024 * 1024
 POLL_SECONDS = 1.0
 REPORT_EVERY_SECONDS = 5
 
@@ -70,6 +82,7 @@ class Demo:
     alarm_states: list[str] = field(default_factory=list)
     delivered: dict[str, str] = field(default_factory=dict)
     delivered_attributes: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    large_copies: list[dict[str, Any]] = field(default_factory=list)
     order_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     subscribers: dict[str, SubscriberInfo] = field(default_factory=dict)
@@ -141,11 +154,46 @@ class Demo:
         and a copy of each of this run's orders (for the duplicate-delivery step)."""
         for message in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
             attributes = {name: a.get("StringValue") for name, a in message.get("MessageAttributes", {}).items()}
-            if attributes.get("demoRun") == self.run_id:
+            if attributes.get("demoRun") == self.run_id and attributes.get("batch") == "large":
+                self.large_copies.append(message)
+            elif attributes.get("demoRun") == self.run_id:
                 self.delivered[message["MessageId"]] = message["Body"]
                 self.delivered_attributes[message["MessageId"]] = attributes
             elif attributes.get("run") == self.run_id:
                 self.order_copies[orders.order_id_of(message)] = message
+
+    # -- large messages -------------------------------------------------------------------
+    def send_large(self) -> dict[str, bytes]:
+        """A 300 KB body in its item, and a 5 MB body uploaded to the payload bucket's
+        incoming/ first and named by its item (messageObject); their keys and bodies."""
+        text = f"large body of run {self.run_id} ✓ ".encode()
+        in_item = (text * (LARGE_IN_ITEM_BYTES // len(text) + 1))[:LARGE_IN_ITEM_BYTES].decode("utf-8", "ignore")
+        in_object = (text * (LARGE_OBJECT_BYTES // len(text) + 1))[:LARGE_OBJECT_BYTES].decode("utf-8", "ignore")
+        upload = f"incoming/{self.run_id}/report.txt"
+        self.clients("s3").put_object(Bucket=self.info.payload_bucket, Key=upload, Body=in_object.encode())
+        tags = {"attributes": {"M": {"demoRun": {"S": self.run_id}, "batch": {"S": "large"}}}}
+        reference = {"M": {"bucket": {"S": self.info.payload_bucket}, "key": {"S": upload}}}
+        sent = {
+            f"{self.run_id}-large-item": ({"message": {"S": in_item}, **tags}, in_item),
+            f"{self.run_id}-large-object": ({"messageObject": reference, **tags}, in_object),
+        }
+        for key, (item, _) in sent.items():
+            items.send(self.clients, self.info, item, key)
+        return {key: body.encode() for key, (_, body) in sent.items()}
+
+    def check_large(self, bodies: dict[str, bytes]) -> None:
+        self.expect(
+            "the 300 KB and 5 MB messages SUCCESSFUL", self.wait_statuses(list(bodies), Status.SUCCESSFUL), "via S3"
+        )
+        self.read_deliveries()
+        reader = PayloadReader(frozenset({self.info.payload_bucket}), None, self.clients("s3"))
+        read = [reader.resolve(parse(sqs_lambda_record(m))) for m in self.large_copies]
+        pointers = sum(m.stored_at is not None for m in read)
+        self.expect(
+            "both arrive as extended-client pointers and read back byte-exact",
+            pointers == 2 and sorted(m.body.encode() for m in read) == sorted(bodies.values()),
+            f"{pointers} pointers, {', '.join(f'{len(m.body.encode()):,} B' for m in read)} read from S3",
+        )
 
     # -- the orders subscriber ----------------------------------------------------------------
     @property
@@ -366,13 +414,17 @@ def main() -> int:
             " -> ".join(demo.alarm_states),
         )
 
+    with _Phase(timings, "large messages: 300 KB in the item, 5 MB from S3"):
+        demo.check_large(demo.send_large())
+
     with _Phase(timings, "subscribers: poison pills, redrive, duplicate"):
         demo.check_orders()
         demo.redrive_with_fixed_consumer(packaging.default_bucket(clients))
         demo.deliver_duplicate()
         demo.measure_latency()
 
-    print(summary(demo, keys + outage_keys + [invalid], timings, time.time() - total))
+    large_keys = [f"{demo.run_id}-large-item", f"{demo.run_id}-large-object"]
+    print(summary(demo, keys + outage_keys + [invalid] + large_keys, timings, time.time() - total))
     failed = [o for o in demo.outcomes if not o.met]
     for outcome in failed:
         progress(f"disa demo: expected outcome did not happen: {outcome.expectation} ({outcome.detail})")
@@ -387,6 +439,7 @@ def summary(demo: Demo, keys: list[str], timings: dict[str, float], total: float
     rows = [
         *[(f"items {status}", str(n)) for status, n in sorted(counts.items())],
         ("messages delivered to the audit subscriber", str(len(demo.delivered))),
+        ("large messages read back byte-exact from S3", str(len(demo.large_copies))),
         ("orders processed once / poison pills", f"{len(demo.orders_sent) - poison} / {poison}"),
         (
             "poison pills redriven and processed once",

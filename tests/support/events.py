@@ -9,6 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+# Re-exported for the tests: the CLI's chaos census reads queues the same way.
+from disa.common.aws_helpers import sqs_lambda_record as sqs_lambda_record
+
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 _sequence = itertools.count(1)
 
@@ -36,17 +39,3 @@ def stream_record(new_image: dict[str, Any], key_name: str = "id", event_name: s
 
 def stream_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
-
-
-def sqs_lambda_record(message: dict[str, Any]) -> dict[str, Any]:
-    """A message read from a queue (ReceiveMessage's shape) in the shape an SQS event source
-    mapping gives a Lambda: what the consumer helper parses."""
-    return {
-        "messageId": message["MessageId"],
-        "body": message["Body"],
-        "attributes": message["Attributes"],
-        "messageAttributes": {
-            name: {"stringValue": a["StringValue"], "dataType": a["DataType"]}
-            for name, a in message.get("MessageAttributes", {}).items()
-        },
-    }

@@ -63,3 +63,37 @@ def test_each_broken_guarantee_is_counted_where_it_belongs():
 def test_a_status_disa_does_not_know_is_counted_as_written_and_not_final():
     census = take_census({"k": item("DONE")}, ["k"], Counter(), NOW)
     assert census.statuses["DONE"] == 1 and census.unsettled == 1
+
+
+def test_large_messages_received_with_the_bytes_sent_break_no_guarantee():
+    items = {"inline": item(Status.SUCCESSFUL, message_id="m1"), "object": item(Status.SUCCESSFUL, 2, message_id="m2")}
+    sent = {"inline": "a" * 64, "object": "b" * 64}
+    received = {"inline": ["a" * 64], "object": ["b" * 64, "b" * 64]}
+    census = take_census(items, list(items), Counter({"inline": 1, "object": 2}), NOW, sent, received)
+
+    assert census.holds()
+    assert census.large == 2 and census.large_exact == ["inline", "object"] and census.large_not_exact == []
+
+
+def test_a_large_message_not_received_byte_exact_breaks_the_guarantee():
+    items = {
+        "one-copy-differs": item(Status.SUCCESSFUL, 2, message_id="m"),
+        "never-received": item(Status.SUCCESSFUL, message_id="m"),
+        "rejected": item(Status.REJECTED),
+        "fine": item(Status.SUCCESSFUL, message_id="m"),
+    }
+    sent = {key: "a" * 64 for key in items}
+    received = {"one-copy-differs": ["a" * 64, "c" * 64], "fine": ["a" * 64]}
+    census = take_census(items, list(items), Counter({"one-copy-differs": 2, "fine": 1}), NOW, sent, received)
+
+    # "never-received" is the engine's (SNS accepted it): counted apart, not as inexact.
+    assert census.lost_after_sns == ["never-received"]
+    assert census.large_exact == ["fine"]
+    assert census.large_not_exact == ["one-copy-differs", "rejected"]
+    assert not census.holds()
+
+
+def test_a_pointer_the_consumer_helper_cannot_read_breaks_the_guarantee():
+    items = {"ok": item(Status.SUCCESSFUL, message_id="m")}
+    census = take_census(items, list(items), Counter({"ok": 1}), NOW, unreadable=1)
+    assert census.large_not_exact == [] and not census.holds()
