@@ -117,17 +117,8 @@ def test_a_retry_reuses_the_stored_body_and_keeps_the_fifo_deduplication_id(moto
     s3 = moto_stack.clients["s3"]
     [stored] = s3.list_objects_v2(Bucket=moto_stack.payload_bucket)["Contents"]
 
-    moto_stack.clients["sns"].create_topic(
-        Name=moto_stack.topic_arn.rsplit(":", 1)[1],
-        Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "false"},
-    )
-    moto_stack._subscribe_queues()
-    moto_stack.clients["dynamodb"].update_item(
-        TableName=moto_stack.table,
-        Key={"id": {"S": "fifo-big"}},
-        UpdateExpression="SET dueAt = :now",
-        ExpressionAttributeValues={":now": {"N": "1"}},
-    )
+    moto_stack.restore_topic()
+    moto_stack.make_due("fifo-big")
     retry.lambda_handler(load_event("scheduled-event"), context)
     moto_stack.wait_for_executions()
 

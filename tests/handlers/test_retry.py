@@ -85,13 +85,8 @@ def test_failed_retries_climb_to_abandoned_after_the_attempt_cap(moto_stack, con
     for _ in range(5):
         status = moto_stack.status("doomed")
         assert status in (Status.FAILED, Status.ABANDONED)
-        if status is Status.FAILED:  # time passes: make the failure due now
-            moto_stack.clients["dynamodb"].update_item(
-                TableName=moto_stack.table,
-                Key={"id": {"S": "doomed"}},
-                UpdateExpression="SET dueAt = :now",
-                ExpressionAttributeValues={":now": {"N": "1"}},
-            )
+        if status is Status.FAILED:
+            moto_stack.make_due("doomed")
         retry.lambda_handler(load_event("scheduled-event"), context)
         moto_stack.wait_for_executions()
 

@@ -276,6 +276,21 @@ class MotoStack:
         assert store.claim_due(self.key(key), Status.PENDING, previous.token, claim, clock.iso(time.time()))
         return self.execution_input(key, body, claim)
 
+    # -- time and outages ------------------------------------------------------------------------
+    def make_due(self, key: str) -> None:
+        """Time passes: the item's failure (or lease) is due now."""
+        self.clients["dynamodb"].update_item(
+            TableName=self.table,
+            Key=self.key(key),
+            UpdateExpression="SET dueAt = :now",
+            ExpressionAttributeValues={":now": {"N": "1"}},
+        )
+
+    def restore_topic(self) -> None:
+        """The topic again, with its subscriptions, after a test deleted it (an SNS outage)."""
+        assert self._create_topic() == self.topic_arn
+        self._subscribe_queues()
+
     # -- observation ---------------------------------------------------------------------------
     def put(self, item: dict[str, Any]) -> None:
         self.clients["dynamodb"].put_item(TableName=self.table, Item=item)
