@@ -13,6 +13,8 @@ import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from boto3.dynamodb.table import BatchWriter
+from disa_lambda.consumer.message import Message, parse
+from disa_lambda.consumer.payloads import PayloadReader
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 T = TypeVar("T")
@@ -86,6 +88,12 @@ def sqs_lambda_record(message: dict[str, Any]) -> dict[str, Any]:
             for name, a in message.get("MessageAttributes", {}).items()
         },
     }
+
+
+def as_consumed(reader: PayloadReader, message: dict[str, Any]) -> Message:
+    """What a consumer built on Disa's helper is handed for a message read from a queue: its
+    body read from S3 when it is a pointer (raises PayloadUnreadable when that fails)."""
+    return reader.resolve(parse(sqs_lambda_record(message)))
 
 
 def write_items(ddb: Any, table: str, items: Iterable[dict[str, Any]]) -> None:

@@ -54,7 +54,7 @@ def subscribe(
         "ConsumerHandler": request.handler or "",
         # Without them the consumer cannot follow a pointer to a body Disa stored in S3.
         "PayloadBucketName": disa.payload_bucket,
-        "DisaKeyArn": stacks.outputs(clients, disa.name)["KeyArn"],
+        "DisaKeyArn": disa.key_arn,
         **({"FilterPolicy": _filter_policy(request.filter_policy)} if request.filter_policy is not None else {}),
         **request.parameters,
     }

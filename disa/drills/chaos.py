@@ -33,16 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from disa_lambda.consumer.message import parse
 from disa_lambda.consumer.payloads import PayloadReader, PayloadUnreadable
 from disa_lambda.models.status import NO_STATUS, Status
 
 from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import (
+    as_consumed,
     received_messages,
     scan_items,
-    sqs_lambda_record,
     subscribe_queue,
     wait_until,
     write_items,
@@ -255,7 +254,7 @@ class Chaos:
         reads it (from S3 for a pointer), and the digest of each large one."""
         for received in received_messages(self.clients("sqs"), self.queue_url, wait_seconds=1):
             try:
-                body = self.reader.resolve(parse(sqs_lambda_record(received))).body
+                body = as_consumed(self.reader, received).body
             except PayloadUnreadable as error:
                 self.unreadable += 1
                 self.log(f"    pointer not readable: {error}")

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from disa_lambda.consumer import stages
-from disa_lambda.consumer.message import parse
 from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
@@ -29,10 +28,10 @@ from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import (
     alarm_state,
+    as_consumed,
     at_most_every,
     get_item,
     received_messages,
-    sqs_lambda_record,
     wait_until,
 )
 from disa.common.console import progress
@@ -187,7 +186,7 @@ class Demo:
         )
         self.read_deliveries()
         reader = PayloadReader(frozenset({self.info.payload_bucket}), None, self.clients("s3"))
-        read = [reader.resolve(parse(sqs_lambda_record(m))) for m in self.large_copies]
+        read = [as_consumed(reader, m) for m in self.large_copies]
         pointers = sum(m.stored_at is not None for m in read)
         self.expect(
             "both arrive as extended-client pointers and read back byte-exact",

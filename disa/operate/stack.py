@@ -26,6 +26,7 @@ class StackInfo:
     stream_lag_alarm: str
     trigger_failure_queue_url: str
     payload_bucket: str  # where bodies too large to publish are stored (and producers may upload, under incoming/)
+    key_arn: str  # the stack's KMS key: the table's, the topics' and the payload bucket's
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -49,6 +50,7 @@ class StackInfo:
             stream_lag_alarm=out["StreamLagAlarmName"],
             trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
             payload_bucket=out["PayloadBucketName"],
+            key_arn=out["KeyArn"],
         )
 
     @property

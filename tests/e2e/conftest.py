@@ -119,7 +119,7 @@ def second_stack(local_stack, tmp_path_factory) -> SecondStack:
     stacks.deploy(clients, name, local_stack.packaged, {**PARAMETERS, "NamePrefix": name}, log=quiet)
     info = StackInfo.of(clients, name)
     ddb, lam = clients("dynamodb"), clients("lambda")
-    key_arn = stacks.outputs(clients, name)["KeyArn"]
+    key_arn = info.key_arn
 
     def send_and_settle(key: str) -> None:
         """Sends one item and waits until it is SUCCESSFUL."""

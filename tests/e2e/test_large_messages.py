@@ -11,13 +11,11 @@ import re
 import uuid
 
 import pytest
-from disa_lambda.consumer.message import parse
 from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.models.status import Field, Status
 
-from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until
+from disa.common.aws_helpers import as_consumed, received_messages, subscribe_queue, wait_until
 from tests.support import extended_clients
-from tests.support.events import sqs_lambda_record
 
 pytestmark = pytest.mark.e2e
 MAX_BYTES = 6_000_000  # the e2e stack's PayloadMaxBytes (tests/e2e/conftest.py)
@@ -117,7 +115,7 @@ def test_disas_consumer_helper_reads_every_body_byte_exact_the_sns_extended_clie
     reader = PayloadReader(frozenset({delivered["info"].payload_bucket}), None, local_stack.clients("s3"))
     bodies = []
     for message in delivered["raw"]:
-        bodies.append(reader.resolve(parse(sqs_lambda_record(message))).body.encode("utf-8"))
+        bodies.append(as_consumed(reader, message).body.encode("utf-8"))
     assert {digest(body) for body in bodies} == delivered["expected"] and len(bodies) == len(delivered["expected"])
 
 

@@ -20,7 +20,8 @@ from disa_lambda.logic.ports import STAGING_RESERVE_MS, TIME_RESERVE_MS
 from disa_lambda.models import pointer
 from disa_lambda.models.status import Field, Status
 
-from tests.support.events import load_event, sqs_lambda_record, stream_event, stream_record
+from disa.common.aws_helpers import as_consumed
+from tests.support.events import load_event, stream_event, stream_record
 
 pytestmark = pytest.mark.handlers
 BODY_300K = ("Large order line ✓ " * 16_000)[:300_000]
@@ -37,7 +38,7 @@ def take_in(stack, context, *items: dict) -> dict:
 def read_back(stack, message: dict) -> str:
     """What Disa's consumer helper hands a handler for this queued message."""
     reader = PayloadReader(frozenset({stack.payload_bucket}), "123456789012", stack.clients["s3"])
-    return reader.resolve(parse(sqs_lambda_record(message))).body
+    return as_consumed(reader, message).body
 
 
 def test_a_300_kb_item_is_stored_then_published_as_a_pointer_and_read_back_byte_exact(moto_stack, context):

@@ -9,9 +9,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-# Re-exported for the tests: the CLI's chaos census reads queues the same way.
-from disa.common.aws_helpers import sqs_lambda_record as sqs_lambda_record
-
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 _sequence = itertools.count(1)
 

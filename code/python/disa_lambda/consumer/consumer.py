@@ -37,6 +37,7 @@ from disa_lambda.consumer import latency, stages
 from disa_lambda.consumer.message import Message, parse
 from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.dal.clients import SDK_CONFIG
+from disa_lambda.models.settings import names_in
 
 # Longer than a dead-letter queue keeps a message (14 days at most), so a copy redriven
 # late is still known.
@@ -62,7 +63,7 @@ class Settings:
             processed_ids_table=os.environ["PROCESSED_IDS_TABLE_NAME"],
             fifo=os.environ.get("QUEUE_IS_FIFO", "false") == "true",
             retention_seconds=int(os.environ.get("PROCESSED_ID_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)),
-            payload_buckets=frozenset(b for b in os.environ.get("PAYLOAD_BUCKETS", "").split(",") if b),
+            payload_buckets=names_in(os.environ.get("PAYLOAD_BUCKETS", "")),
             payload_bucket_owner=os.environ.get("PAYLOAD_BUCKET_OWNER") or None,
         )
 

@@ -18,7 +18,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from disa_lambda.consumer.message import Message
-from disa_lambda.dal.clients import SDK_CONFIG
+from disa_lambda.dal.clients import SDK_CONFIG, error_code
 
 
 class PayloadUnreadable(Exception):
@@ -48,8 +48,7 @@ class PayloadReader:
         except BotoCoreError as error:
             raise PayloadUnreadable(f"reading the body stored at {where} failed: {error}") from error
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 raise PayloadUnreadable(
                     f"the body stored at {where} is gone: Disa's payload bucket expires bodies after "
                     "PayloadRetentionDays (a message redriven again and again can outlive it)"

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 CONNECT_TIMEOUT_SECONDS = 1
 # DynamoDB and Step Functions answer in milliseconds; a read that takes seconds is a lost
@@ -60,6 +61,11 @@ def copy_client() -> Any:
 def worst_call_seconds() -> float:
     """The longest one call can take: every attempt times out and every backoff is the longest."""
     return _worst(TOTAL_MAX_ATTEMPTS, READ_TIMEOUT_SECONDS)
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a failed call ("404" for a HEAD, which has no body)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def client(service: str) -> Any:

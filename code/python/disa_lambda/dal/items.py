@@ -195,7 +195,7 @@ class ItemStore:
                 ReturnValues=returns,
             )
         except ClientError as error:
-            code, message = error.response.get("Error", {}).get("Code"), str(error)
+            code, message = clients.error_code(error), str(error)
             if code == "ConditionalCheckFailedException":
                 return None
             if code == "ValidationException" and _ITEM_TOO_LARGE in message:

@@ -32,7 +32,7 @@ class JobState:
                 ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":owner": {"S": owner}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if clients.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise StoreUnavailable(f"taking retry shard {shard} failed: {error}") from error
         return True
@@ -47,7 +47,7 @@ class JobState:
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if clients.error_code(error) != "ConditionalCheckFailedException":
                 raise StoreUnavailable(f"releasing retry shard {shard} failed: {error}") from error
 
     # -- sweep cursors: each segment resumes where the last visit stopped ---------------------

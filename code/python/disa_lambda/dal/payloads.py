@@ -27,10 +27,6 @@ class StoredObject:
     written_at: float  # epoch seconds of its last write, from which the bucket's expiry counts
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 class PayloadBucket:
     def __init__(self, bucket: str, owner: str, client: Any | None = None, copy_client: Any | None = None) -> None:
         self.bucket = bucket
@@ -43,7 +39,7 @@ class PayloadBucket:
         try:
             head = self._client.head_object(Bucket=self.bucket, Key=key, ExpectedBucketOwner=self._owner)
         except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey"):
+            if clients.error_code(error) in ("404", "NoSuchKey"):
                 return None
             raise PayloadUnavailable(f"HeadObject s3://{self.bucket}/{key} failed: {error}") from error
         except BotoCoreError as error:
@@ -77,7 +73,7 @@ class PayloadBucket:
                 Bucket=source.bucket, Key=source.key, Range="bytes=0-0", ExpectedBucketOwner=self._owner
             )
         except ClientError as error:
-            if _code(error) == "InvalidRange":  # a range of an empty object
+            if clients.error_code(error) == "InvalidRange":  # a range of an empty object
                 return SourceObject(0, "")
             self._raise_for_source(error, source)
         except BotoCoreError as error:
@@ -111,7 +107,7 @@ class PayloadBucket:
 
     @staticmethod
     def _raise_for_source(error: ClientError, source: ObjectRef) -> None:
-        code = _code(error)
+        code = clients.error_code(error)
         if code in ("404", "NoSuchKey", "NoSuchBucket"):
             raise PayloadObjectMissing(str(source)) from error
         if code in ("403", "AccessDenied", "AllAccessDisabled") or code.startswith("KMS."):

@@ -27,7 +27,7 @@ class Workflow:
                 stateMachineArn=self._arn, name=name, input=json.dumps(document, ensure_ascii=False)
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            if clients.error_code(error) == "ExecutionAlreadyExists":
                 return f"{self._arn.replace(':stateMachine:', ':execution:')}:{name}"
             raise WorkflowStartFailed(f"StartExecution {name} failed: {error}") from error
         return response["executionArn"]

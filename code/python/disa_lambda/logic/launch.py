@@ -55,44 +55,43 @@ def launch(
     """``document`` is the execution input when the caller already built it (a body
     published as it is); otherwise it is built here, after the body is stored."""
     now_iso = clock.iso(now)
+
+    def rejected(unpublishable: ItemUnpublishable) -> Launched:
+        store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
+        return Launched.REJECTED
+
+    def set_back(why: Exception | str) -> Launched:
+        store.defer_start(key, claim, attempts.deferral_reason(claim, why), int(now), now_iso)
+        return Launched.DEFERRED
+
     if staging is not None:
         if time_left_ms() < STAGING_RESERVE_MS:
-            reason = "too little of this invocation was left to store the body in S3"
-            store.defer_start(key, claim, attempts.deferral_reason(claim, reason), int(now), now_iso)
-            return Launched.DEFERRED
+            return set_back("too little of this invocation was left to store the body in S3")
         began = time.monotonic()
         try:
             publish = payloads.stage(staging, publish, payload_store, settings, now)
         except ItemUnpublishable as unpublishable:
-            store.finish_unclaimable(
-                key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso
-            )
-            return Launched.REJECTED
+            return rejected(unpublishable)
         except PayloadUnavailable as unavailable:
             # S3 (or Disa's own access to it) failed after the SDK's retries: an attempt,
             # counted, so a fault that lasts ends ABANDONED and alarmed, not PENDING forever.
-            store.defer_start(
-                key, claim, f"attempt {claim.attempt} failed: {unavailable}"[:1000], int(now), now_iso, True
-            )
+            reason = f"attempt {claim.attempt} failed: {unavailable}"[:1000]
+            store.defer_start(key, claim, reason, int(now), now_iso, counted=True)
             return Launched.DEFERRED
         if now + time.monotonic() - began + CLAIM_SECONDS + EXECUTION_TIMEOUT_SECONDS > claim.lease_until:
             # Storing took longer than S3's timeouts should allow, so the execution could
             # outlive the claim's lease and race the retry job's next claim. The body is
             # stored now: the next attempt finds it at once.
-            reason = "storing the body in S3 took too long for this claim's lease"
-            store.defer_start(key, claim, attempts.deferral_reason(claim, reason), int(now), now_iso)
-            return Launched.DEFERRED
-    try:
-        if document is None:
+            return set_back("storing the body in S3 took too long for this claim's lease")
+    if document is None:
+        try:
             document = attempts.execution_input(key, claim, publish)
-    except ItemUnpublishable as unpublishable:
-        store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
-        return Launched.REJECTED
+        except ItemUnpublishable as unpublishable:
+            return rejected(unpublishable)
     try:
         workflow.start(attempts.execution_name(key, claim), document)
     except WorkflowStartFailed as error:
         # The SDK already retried the start with backoff. Failing a stream record would not
         # help, since a redelivery finds the item claimed.
-        store.defer_start(key, claim, attempts.deferral_reason(claim, error), int(now), now_iso)
-        return Launched.DEFERRED
+        return set_back(error)
     return Launched.STARTED

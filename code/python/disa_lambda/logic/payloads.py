@@ -70,22 +70,20 @@ def plan(
                 f"messageObject: Disa may not read bucket {source.bucket}; upload the body to "
                 f"s3://{settings.PAYLOAD_BUCKET}/{UPLOAD_PREFIX} or add the bucket to the stack's PayloadSourceBuckets"
             )
-        _check_room_for_marker(publish)
         staging = Staging(_stored_key(insert_id, str(source).encode("utf-8")), source=source)
-        _check_pointer_fits(key, publish, staging, settings)
-        return staging
-    if pointer.parse(publish["Message"]) is not None:
-        # Published as it is, it would reach consumers as a pointer to another body.
-        raise ItemUnpublishable(
-            "message: has the shape of an extended-client S3 pointer; send the body itself, "
-            "or name its S3 object in messageObject"
-        )
-    if not must_offload(key, publish, settings):
-        return None
-    body = publish["Message"].encode("utf-8")
-    _check_size(len(body), settings, "message: the body")
+    else:
+        if pointer.parse(publish["Message"]) is not None:
+            # Published as it is, it would reach consumers as a pointer to another body.
+            raise ItemUnpublishable(
+                "message: has the shape of an extended-client S3 pointer; send the body itself, "
+                "or name its S3 object in messageObject"
+            )
+        if not must_offload(key, publish, settings):
+            return None
+        body = publish["Message"].encode("utf-8")
+        _check_size(len(body), settings, "message: the body")
+        staging = Staging(_stored_key(insert_id, body), body=body)
     _check_room_for_marker(publish)
-    staging = Staging(_stored_key(insert_id, body), body=body)
     _check_pointer_fits(key, publish, staging, settings)
     return staging
 
@@ -181,11 +179,7 @@ def _source(source: ObjectRef, store: PayloadStore) -> SourceBody:
             f"messageObject: {source} does not exist; upload the object before inserting the item"
         ) from missing
     except PayloadObjectForbidden as forbidden:
-        raise ItemUnpublishable(_forbidden_reason(source)) from forbidden
-
-
-def _forbidden_reason(source: ObjectRef) -> str:
-    return (
-        f"messageObject: Disa may not read {source}: S3 or the object's KMS key refuses the stack's "
-        "roles; let them s3:GetObject (and kms:Decrypt the object's key), or upload it to the payload bucket"
-    )
+        raise ItemUnpublishable(
+            f"messageObject: Disa may not read {source}: S3 or the object's KMS key refuses the stack's "
+            "roles; let them s3:GetObject (and kms:Decrypt the object's key), or upload it to the payload bucket"
+        ) from forbidden

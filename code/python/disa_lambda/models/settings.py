@@ -42,6 +42,11 @@ def _str(env: Mapping[str, str], name: str) -> str:
 SNS_MESSAGE_LIMIT_BYTES = 262_144
 
 
+def names_in(text: str) -> frozenset[str]:
+    """The names of a comma-separated list, such as a list of buckets (empty: none)."""
+    return frozenset(name for name in text.split(",") if name)
+
+
 def _account(env: Mapping[str, str], name: str) -> str:
     value = _str(env, name)
     if not (len(value) == 12 and value.isdigit()):
@@ -96,7 +101,7 @@ class PublishingSettings:
             "WORKERS": _int(env, "WORKERS", 1),
             "PAYLOAD_BUCKET": _str(env, "PAYLOAD_BUCKET"),
             "PAYLOAD_BUCKET_OWNER": _account(env, "PAYLOAD_BUCKET_OWNER"),
-            "PAYLOAD_SOURCE_BUCKETS": frozenset(b for b in env.get("PAYLOAD_SOURCE_BUCKETS", "").split(",") if b),
+            "PAYLOAD_SOURCE_BUCKETS": names_in(env.get("PAYLOAD_SOURCE_BUCKETS", "")),
             "PAYLOAD_OFFLOAD_THRESHOLD": _threshold(env, "PAYLOAD_OFFLOAD_THRESHOLD"),
             "PAYLOAD_MAX_BYTES": _int(env, "PAYLOAD_MAX_BYTES", 1),
         }
