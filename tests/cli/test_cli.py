@@ -111,6 +111,7 @@ def test_status_counts_items_and_lists_recent_problems_with_reasons(moto_stack, 
     report = json.loads(out)
     assert code == 0
     assert report["counts"] == {
+        Status.WAITING: 0,
         Status.PENDING: 0,
         Status.SUCCESSFUL: 1,
         Status.FAILED: 0,
@@ -197,8 +198,9 @@ def test_status_prints_aligned_tables_for_people(moto_stack, capsys):
     code, out, _ = disa(capsys, "status", "--stack", NAME_PREFIX)
     lines = out.splitlines()
     assert code == 0
-    assert lines[:6] == [
+    assert lines[:7] == [
         "Status      Items",
+        "WAITING     0",
         "PENDING     0",
         "SUCCESSFUL  0",
         "FAILED      1",

@@ -111,7 +111,12 @@ def test_bad_references_end_rejected_with_the_reason_and_publish_nothing(
 
 @pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
 def test_a_retry_reuses_the_stored_body_and_keeps_the_fifo_deduplication_id(moto_stack, context):
-    big = {"id": {"S": "fifo-big"}, "message": {"S": BODY_300K}, "messageGroupId": {"S": "g"}}
+    big = {
+        "id": {"S": "fifo-big"},
+        "message": {"S": BODY_300K},
+        "messageGroupId": {"S": "g"},
+        "messageSequence": {"N": "1"},
+    }
     moto_stack.clients["sns"].delete_topic(TopicArn=moto_stack.topic_arn)  # the first attempt fails
     take_in(moto_stack, context, big)
     assert moto_stack.status("fifo-big") is Status.FAILED

@@ -100,7 +100,7 @@ def test_item_deleted_before_processing_is_not_resurrected(moto_stack, context):
 def test_fifo_item_without_group_is_rejected_naming_the_field(moto_stack, context):
     records = [
         insert(moto_stack, item("f1", message={"S": "x"})),
-        insert(moto_stack, item("f2", message={"S": "y"}, messageGroupId={"S": "g"})),
+        insert(moto_stack, item("f2", message={"S": "y"}, messageGroupId={"S": "g"}, messageSequence={"N": "1"})),
     ]
     trigger.lambda_handler(stream_event(*records), context)
     moto_stack.wait_for_executions()

@@ -68,6 +68,7 @@ def valid_items(draw, fifo: bool = False, near_limit: bool = True):
         item["attributes"] = {"M": attributes}
     if fifo:
         item["messageGroupId"] = {"S": draw(fifo_ids)}
+        item["messageSequence"] = {"N": str(draw(st.integers(1, 10**18 - 1)))}
         if draw(st.booleans()):
             item["deduplicationId"] = {"S": draw(fifo_ids)}
     return item

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 from disa_lambda.dal.items import ItemStore
-from disa_lambda.logic import attempts, clock
+from disa_lambda.logic import attempts, clock, launch
 from disa_lambda.models.claim import Claim
 from disa_lambda.models.settings import RetrySettings, TriggerSettings
 from disa_lambda.models.status import Field, Status
@@ -47,6 +47,7 @@ def resolve(value: Any, params: dict[str, str]) -> Any:
 class MotoStack:
     topic_type: str = "standard"
     max_attempts: int = 3
+    fifo_abandoned_items: str = "release"
     clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,6 +64,7 @@ class MotoStack:
         self.payload_bucket, self.upload_bucket = self._create_buckets()
         self.table = self._create_table()
         self.job_state_table = self._create_job_state_table()
+        self.groups_table = self._create_groups_table()
         self.topic_arn = self._create_topic()
         self.queue_url, self.envelope_queue_url = self._subscribe_queues()
         self.state_machine_arn = self._create_state_machine()
@@ -93,6 +95,16 @@ class MotoStack:
 
     def _create_job_state_table(self) -> str:
         props = resolve(resources("table", "AWS::DynamoDB::Table")["JobStateTable"]["Properties"], self.params)
+        self.clients["dynamodb"].create_table(
+            TableName=props["TableName"],
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+        )
+        return props["TableName"]
+
+    def _create_groups_table(self) -> str:
+        props = resolve(resources("table", "AWS::DynamoDB::Table")["GroupsTable"]["Properties"], self.params)
         self.clients["dynamodb"].create_table(
             TableName=props["TableName"],
             BillingMode=props["BillingMode"],
@@ -168,6 +180,7 @@ class MotoStack:
         """A stack named like the root stack whose outputs describe these resources."""
         outputs = {
             "TableName": self.table,
+            "GroupsTableName": self.groups_table,
             "KeyAttributeName": KEY_NAME,
             "KeyAttributeType": "S",
             "MessageTopicArn": self.topic_arn,
@@ -228,6 +241,8 @@ class MotoStack:
                 "SweepGraceSeconds": "600",
                 "SweepSecondsPerRun": "30",
                 "JobStateTableName": self.job_state_table,
+                "GroupsTableName": self.groups_table,
+                "FifoAbandonedItems": self.fifo_abandoned_items,
                 "AWS::AccountId": ACCOUNT,
                 "PayloadBucketName": self.payload_bucket,
                 "PayloadSourceBuckets": self.upload_bucket,
@@ -260,7 +275,8 @@ class MotoStack:
         claim = claim or self.plan_claim(key)
         accepted_at = self.item(key).get(Field.ACCEPTED_AT, {}).get("S", clock.iso(time.time()))
         publish = attempts.publish_parameters(self.key(key), body, self.fifo, accepted_at=accepted_at)
-        return claim, attempts.execution_input(self.key(key), claim, publish)
+        fifo = launch.fifo_window(self.trigger_settings(), time.time(), None)
+        return claim, attempts.execution_input(self.key(key), claim, publish, fifo)
 
     def insert_and_claim(self, key: str, body: dict[str, Any], attempt: int = 1) -> tuple[Claim, dict[str, Any]]:
         """Insert the item, then claim it as the trigger does (PENDING, lease, token)."""

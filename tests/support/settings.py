@@ -16,4 +16,6 @@ PUBLISHING = PublishingSettings(
     PAYLOAD_SOURCE_BUCKETS=frozenset({"producer-uploads"}),
     PAYLOAD_OFFLOAD_THRESHOLD=262_144,
     PAYLOAD_MAX_BYTES=2_147_483_648,
+    GROUPS_TABLE_NAME="g",
+    FIFO_ABANDONED_ITEMS="release",
 )

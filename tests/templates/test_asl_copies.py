@@ -38,11 +38,28 @@ def _optional_fields(task: dict[str, Any]) -> set[str]:
     return bound - required
 
 
-def test_publish_tasks_differ_only_in_parameters_and_comment():
+def _fifo(task: dict[str, Any]) -> bool:
+    return "MessageGroupId.$" in task["Parameters"]
+
+
+def test_publish_tasks_of_one_topic_type_differ_only_in_parameters_and_comment():
     tasks = _tasks(PUBLISH)
     assert len(tasks) == 4, "one task per message shape: subject or not, FIFO or not"
-    shapes = [_without(task, "Parameters", "Comment") for task in tasks.values()]
-    assert all(shape == shapes[0] for shape in shapes), "Retry, Catch, timeouts and result handling alike"
+    for fifo in (False, True):
+        shapes = [_without(task, "Parameters", "Comment") for task in tasks.values() if _fifo(task) == fifo]
+        assert len(shapes) == 2
+        assert all(shape == shapes[0] for shape in shapes), "Retry, Catch, timeouts and result handling alike"
+
+
+def test_fifo_publish_tasks_retry_only_what_sns_surely_refused():
+    """A FIFO attempt ends at the first timeout or SNS error (which SNS may have accepted), so
+    its only retried errors are throttles, and the failure is classified as a whole."""
+    for task in _tasks(PUBLISH).values():
+        if _fifo(task):
+            assert [rule["ErrorEquals"] for rule in task["Retry"]] == [
+                ["SNS.ThrottledException", "SNS.KMSThrottlingException"]
+            ]
+            assert task["Catch"][0]["Next"] == "ClassifyFifoFailure"
 
 
 def test_every_publish_task_passes_the_published_message_fields_from_the_input_unchanged():
@@ -79,6 +96,11 @@ def test_tasks_of_one_kind_share_one_retry_and_one_catch():
     kinds = {state["Resource"] for state in _states().values() if state["Type"] == "Task"}
     repeated = {kind for kind in kinds if len(_tasks(kind)) >= 2}
     assert {PUBLISH, UPDATE_ITEM, PUT_METRIC_DATA} <= repeated
-    for kind in repeated:
-        handling = [(task["Retry"], task["Catch"], task["TimeoutSeconds"]) for task in _tasks(kind).values()]
-        assert all(h == handling[0] for h in handling), sorted(_tasks(kind))
+    for kind in repeated - {PUBLISH}:  # the publish tasks: by topic type, above
+        tasks = _tasks(kind)
+        handling = [(task["Retry"], task["TimeoutSeconds"]) for task in tasks.values()]
+        assert all(h == handling[0] for h in handling), sorted(tasks)
+        # Clearing a FIFO attempt's doubt may fail harmlessly (the next attempt only gets a
+        # stricter deadline), so it goes on to the failure outcome instead of stopping.
+        catches = [task["Catch"] for name, task in tasks.items() if name != "ClearAmbiguity"]
+        assert all(c == catches[0] for c in catches), sorted(tasks)

@@ -64,8 +64,8 @@ def test_optional_parameters_are_absent_not_null():
     assert set(params) == {"Message", "MessageAttributes"}
 
 
-def test_fifo_requires_a_group_and_derives_a_stable_deduplication_id():
-    item = {"message": {"S": "m"}, "messageGroupId": {"S": "g"}}
+def test_fifo_requires_a_group_and_a_sequence_and_derives_a_stable_deduplication_id():
+    item = {"message": {"S": "m"}, "messageGroupId": {"S": "g"}, "messageSequence": {"N": "1"}}
     first = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
     again = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T0)
     reinserted = attempts.publish_parameters(KEY, item, topic_is_fifo=True, accepted_at=T1)
@@ -74,8 +74,13 @@ def test_fifo_requires_a_group_and_derives_a_stable_deduplication_id():
     assert first["MessageDeduplicationId"] != reinserted["MessageDeduplicationId"], "a re-insert is a new message"
     with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: required"):
         attempts.publish_parameters(KEY, {"message": {"S": "m"}}, topic_is_fifo=True, accepted_at=T0)
+    with pytest.raises(ItemUnpublishable, match=r"^messageSequence: required because the topic is FIFO"):
+        without_sequence = {name: value for name, value in item.items() if name != "messageSequence"}
+        attempts.publish_parameters(KEY, without_sequence, topic_is_fifo=True, accepted_at=T0)
     with pytest.raises(ItemUnpublishable, match=r"^messageGroupId: only FIFO topics"):
         attempts.publish_parameters(KEY, item, topic_is_fifo=False, accepted_at=T0)
+    with pytest.raises(ItemUnpublishable, match=r"^messageSequence: only FIFO topics"):
+        attempts.publish_parameters(KEY, {"message": {"S": "m"}, "messageSequence": {"N": "1"}}, False, T0)
 
 
 def test_attributes_too_large_for_step_functions_are_unpublishable_with_the_sizes():

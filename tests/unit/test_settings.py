@@ -29,6 +29,8 @@ ENV = {
     "PAYLOAD_SOURCE_BUCKETS": "uploads-a,uploads-b",
     "PAYLOAD_OFFLOAD_THRESHOLD": "262144",
     "PAYLOAD_MAX_BYTES": "2147483648",
+    "GROUPS_TABLE_NAME": "disa-groups",
+    "FIFO_ABANDONED_ITEMS": "release",
 }
 
 

@@ -92,7 +92,7 @@ def test_each_message_shape_reaches_subscribers_with_its_optional_fields(moto_st
     if subject:
         item["subject"] = {"S": subject}
     if moto_stack.fifo:
-        item["messageGroupId"] = {"S": "g1"}
+        item["messageGroupId"], item["messageSequence"] = {"S": "g1"}, {"N": "1"}
     _, document = moto_stack.insert_and_claim("shape", item)
     assert run(moto_stack, "shape", document)["status"] == "SUCCEEDED"
 
@@ -112,7 +112,7 @@ def test_each_message_shape_reaches_subscribers_with_its_optional_fields(moto_st
 
 @pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
 def test_fifo_retry_after_an_unrecorded_success_is_dropped_by_its_deduplication_id(moto_stack):
-    item = body("f1", messageGroupId={"S": "g1"})
+    item = body("f1", messageGroupId={"S": "g1"}, messageSequence={"N": "1"})
     first_claim, first = moto_stack.insert_and_claim("f1", item)
     run(moto_stack, "x3", first)
     moto_stack.clients["dynamodb"].update_item(  # as if the SUCCESSFUL write had been lost

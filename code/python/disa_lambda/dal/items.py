@@ -66,6 +66,51 @@ class ItemStore:
             is not None
         )
 
+    def wait(self, key: Mapping[str, Any], claim: Claim, reason: str, now_iso: str) -> bool:
+        """WAITING for an item no one has touched, whose turn in its message group has not
+        come: attempt 0, a token the promotion's claim is conditional on, and ``dueAt`` (in
+        the due index) when the retry job checks its turn again. False if it has a status."""
+        return (
+            self._update(
+                key,
+                "SET #status = :waiting, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
+                "#updated = :now, acceptedAt = :now, #reason = :reason",
+                "attribute_not_exists(#status)",
+                {**_claim_values(claim, now_iso), ":waiting": {"S": Status.WAITING.value}, ":reason": {"S": reason}},
+                names=("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#reason"),
+                returns="NONE",
+            )
+            is not None
+        )
+
+    def keep_waiting(self, key: Mapping[str, Any], token: str, due_epoch: int, reason: str, now_iso: str) -> bool:
+        """A WAITING item whose turn has still not come: checked again at ``due_epoch``."""
+        return (
+            self._update(
+                key,
+                "SET #due = :due, #reason = :reason, #updated = :now",
+                "#status = :waiting AND #token = :token",
+                {
+                    ":due": {"N": str(due_epoch)},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now_iso},
+                    ":waiting": {"S": Status.WAITING.value},
+                    ":token": {"S": token},
+                },
+                names=("#due", "#reason", "#updated", "#status", "#token"),
+                returns="NONE",
+            )
+            is not None
+        )
+
+    def read(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The item as it is now (strongly consistent), or None if it was deleted."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key=dict(key), ConsistentRead=True)
+        except ClientError as error:
+            raise StoreUnavailable(f"reading item {dict(key)} failed: {error}") from error
+        return response.get("Item")
+
     def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool:
         """REJECTED with a reason, unless the pipeline has claimed the item since.
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.due_index import DueIndex
+from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.job_state import JobState
 from disa_lambda.dal.metrics import MetricsSink
@@ -17,6 +18,7 @@ from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, retries, sweep
+from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
@@ -35,6 +37,13 @@ class RetryDependencies:
     payloads: PayloadBucket
     metrics: MetricsSink
     job_state: JobState
+    groups: GroupLedger
+
+    def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
+        """FIFO topics only: what keeps each message group in order (logic/ordering.py)."""
+        if not self.settings.TOPIC_IS_FIFO:
+            return None
+        return Sequencer(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
 
 
 @cache
@@ -49,6 +58,7 @@ def dependencies() -> RetryDependencies:
         payloads=PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
         metrics=MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
         job_state=JobState(settings.JOB_STATE_TABLE_NAME),
+        groups=GroupLedger(settings.GROUPS_TABLE_NAME),
     )
 
 
@@ -71,6 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         clock.now,
         _rng,
         left_for_retries,
+        deps.sequencer(left_for_retries),
     )
     swept = sweep.run(
         deps.settings,
@@ -82,6 +93,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         clock.now,
         _rng,
         remaining_ms,
+        deps.sequencer(remaining_ms),
     )
     deps.metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
     result = {**asdict(report), "sweep": asdict(swept)}

@@ -1,4 +1,6 @@
-"""Stream trigger: each DynamoDB INSERT record becomes a REJECTED item or a started execution.
+"""Stream trigger: each DynamoDB INSERT record becomes a REJECTED item or a started execution
+(on FIFO topics, a WAITING one until its group's turn comes; the MODIFY that makes an item of
+a group final passes the turn on).
 
 The records of a batch are taken in concurrently (WORKERS threads, records of one key in
 stream order). The partial batch response reports only records whose item could not be
@@ -19,10 +21,12 @@ from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, fanout, intake
+from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import TriggerSettings
@@ -39,6 +43,13 @@ class TriggerDependencies:
     store: ItemStore
     workflow: Workflow
     payloads: PayloadBucket
+    groups: GroupLedger
+
+    def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
+        """FIFO topics only: what keeps each message group in order (logic/ordering.py)."""
+        if not self.settings.TOPIC_IS_FIFO:
+            return None
+        return Sequencer(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
 
 
 @cache
@@ -49,13 +60,22 @@ def dependencies() -> TriggerDependencies:
         ItemStore(settings.TABLE_NAME),
         Workflow(settings.STATE_MACHINE_ARN),
         PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
+        GroupLedger(settings.GROUPS_TABLE_NAME),
     )
 
 
 def take_in(record: dict[str, Any], time_left_ms: Callable[[], int]) -> intake.IntakeOutcome:
     deps = dependencies()
     outcome = intake.handle_insert(
-        record, deps.settings, deps.store, deps.workflow, deps.payloads, clock.now(), _rng, time_left_ms
+        record,
+        deps.settings,
+        deps.store,
+        deps.workflow,
+        deps.payloads,
+        clock.now(),
+        _rng,
+        time_left_ms,
+        deps.sequencer(time_left_ms),
     )
     if outcome in (intake.IntakeOutcome.REJECTED, intake.IntakeOutcome.START_DEFERRED):
         # Only what a person may look for is logged per item; the batch gets one summary line.

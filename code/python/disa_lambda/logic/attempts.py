@@ -114,13 +114,18 @@ def publish_parameters(
             raise ItemUnpublishable(
                 "messageGroupId: required because the topic is FIFO; add a string attribute messageGroupId"
             )
+        if "messageSequence" not in item:
+            raise ItemUnpublishable(
+                "messageSequence: required because the topic is FIFO; add a number attribute messageSequence, "
+                "the item's place in its message group (1, 2, 3, ...)"
+            )
         params["MessageGroupId"] = group
         # Stable across attempts of one insert, so SNS drops a second copy when a publish
         # succeeded but its status was not recorded; a later re-insert of the same key has
         # a new insert id and is not dropped as a duplicate.
         params["MessageDeduplicationId"] = dedup or insert_id
-    elif group is not None or dedup is not None:
-        field = "messageGroupId" if group is not None else "deduplicationId"
+    elif group is not None or dedup is not None or "messageSequence" in item:
+        field = "messageGroupId" if group is not None else "deduplicationId" if dedup is not None else "messageSequence"
         raise ItemUnpublishable(f"{field}: only FIFO topics take it and this topic is standard; remove it")
     return params
 
@@ -149,6 +154,7 @@ def input_size(key: Mapping[str, Any], publish: Mapping[str, Any]) -> int:
     longest claim fields (execution_input's document, JSON as StartExecution sends it)."""
     widest = {"key": dict(key), "claimToken": "0" * 32, "attempt": 10**6, "publish": dict(publish)}
     widest["onFailure"] = {"abandon": False, "retryAt": "9" * 12}
+    widest["publishLeaseUntil"], widest["republishBy"] = "9" * 12, "2026-12-01T00:00:00.000Z"
     return len(json.dumps(widest, ensure_ascii=False).encode("utf-8"))
 
 
@@ -157,16 +163,20 @@ def _execution_input_check() -> Callable[[Any], Any]:
     return fastjsonschema.compile(contracts.load("execution-input"))
 
 
-def execution_input(key: Mapping[str, Any], claim: Claim, publish: Mapping[str, Any]) -> dict[str, Any]:
+def execution_input(
+    key: Mapping[str, Any], claim: Claim, publish: Mapping[str, Any], fifo: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The state machine input, checked against its contract
     (contracts/execution-input.schema.json, whose ``publish`` is the published-message
-    contract): a document the ASL cannot read never reaches StartExecution."""
+    contract): a document the ASL cannot read never reaches StartExecution. ``fifo`` is
+    logic/dedup.py's execution_window on FIFO topics."""
     document = {
         "key": dict(key),
         "claimToken": claim.token,
         "attempt": claim.attempt,
         "publish": dict(publish),
         "onFailure": {"abandon": claim.abandon_on_failure, "retryAt": str(claim.retry_at)},
+        **(fifo or {}),
     }
     try:
         _execution_input_check()(document)

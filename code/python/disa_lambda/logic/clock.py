@@ -12,3 +12,8 @@ def iso(epoch: float) -> str:
 
 def now() -> float:
     return time.time()
+
+
+def epoch(iso_text: str) -> float:
+    """The inverse of ``iso``."""
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()

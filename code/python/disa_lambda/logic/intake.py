@@ -7,11 +7,13 @@ from enum import StrEnum
 from typing import Any, Callable, Mapping
 
 from disa_lambda.logic import attempts, clock, launch, payloads
+from disa_lambda.logic.ordering import Arrival, Sequencer
 from disa_lambda.logic.ports import IntakeStore, PayloadStore, Starter
 from disa_lambda.logic.validation import find_problem
 from disa_lambda.models.exceptions import ItemUnpublishable, MalformedStreamRecord
+from disa_lambda.models.group import position_of
 from disa_lambda.models.settings import PublishingSettings
-from disa_lambda.models.status import Field
+from disa_lambda.models.status import Field, Status
 
 
 class IntakeOutcome(StrEnum):
@@ -20,6 +22,9 @@ class IntakeOutcome(StrEnum):
     REJECTED = "rejected"
     ALREADY_HANDLED = "already-handled"
     START_DEFERRED = "start-deferred"
+    WAITING = "waiting"  # FIFO: an earlier item of its group is not published yet
+    TURN_PASSED = "turn-passed"  # FIFO: an item became final, so its group's next one may go
+    ABANDONED = "abandoned"
 
 
 def handle_insert(
@@ -31,19 +36,27 @@ def handle_insert(
     now: float,
     rng: random.Random,
     time_left_ms: Callable[[], int],
+    sequencer: Sequencer | None = None,
 ) -> IntakeOutcome:
-    """Process one DynamoDB stream INSERT record (AWS shape, NEW_AND_OLD_IMAGES)."""
+    """Process one DynamoDB stream record (AWS shape, NEW_AND_OLD_IMAGES): an INSERT is
+    taken in; on FIFO topics, a MODIFY that made an item of a group final passes the turn."""
+    change = record.get("dynamodb") or {}
+    if record.get("eventName") == "MODIFY" and sequencer is not None:
+        image = change.get("NewImage") or {}
+        status, position = Status.of(image), position_of(image)
+        if position is not None and isinstance(status, Status) and status.is_final:
+            sequencer.wake(position.group, now)
+            return IntakeOutcome.TURN_PASSED
     if record.get("eventName") != "INSERT":
         # The mapping's filter keeps these out; one that slips through is not Disa's to send.
         return IntakeOutcome.IGNORED
-    change = record.get("dynamodb") or {}
     key, image = change.get("Keys"), change.get("NewImage")
     if not key or image is None:
         raise MalformedStreamRecord(
             f"INSERT record {record.get('eventID')} has no Keys or NewImage; "
             "the table stream must use NEW_AND_OLD_IMAGES"
         )
-    return take_in(key, image, settings, store, workflow, payload_store, now, rng, time_left_ms)
+    return take_in(key, image, settings, store, workflow, payload_store, now, rng, time_left_ms, sequencer)
 
 
 def take_in(
@@ -56,8 +69,10 @@ def take_in(
     now: float,
     rng: random.Random,
     time_left_ms: Callable[[], int],
+    sequencer: Sequencer | None = None,
 ) -> IntakeOutcome:
-    """REJECT an item that breaks the contract, or claim it and start its first attempt.
+    """REJECT an item that breaks the contract, or claim it and start its first attempt
+    (on FIFO topics, ``sequencer`` given: only when its group's turn is at it; else WAITING).
 
     The stream trigger calls this for each INSERT, the sweep for items no record brought.
     Both may see the same item: the conditional claim lets only one of them start it.
@@ -78,12 +93,24 @@ def take_in(
     document = None
     if problem is None and staging is None:
         try:
-            document = attempts.execution_input(key, claim, publish)
+            document = attempts.execution_input(key, claim, publish, launch.fifo_window(settings, now, None))
         except ItemUnpublishable as unpublishable:
             problem = str(unpublishable)
-    if problem is not None:
+    position = position_of(body) if sequencer is not None else None
+    arrival = None
+    if problem is None and position is not None:
+        arrival = sequencer.arrive(key, position)
+        problem = _ARRIVAL_PROBLEMS.get(arrival, "").format(position=position)
+    if problem:
+        if position is not None and arrival is not Arrival.TAKEN:
+            sequencer.hold_slot(key, position)  # so that its group passes over it
         store.reject(key, problem, now_iso, body.get(Field.CLAIM_TOKEN))
         return IntakeOutcome.REJECTED
+    if arrival is Arrival.LATER:
+        waited = sequencer.wait(key, position, now)
+        if waited is None:
+            return IntakeOutcome.ALREADY_HANDLED
+        return IntakeOutcome.WAITING if waited is Status.WAITING else _OUTCOME_OF[waited]
     if not store.claim_new(key, claim, now_iso):
         # A redelivered record, the sweep came first, or the item was deleted.
         return IntakeOutcome.ALREADY_HANDLED
@@ -93,8 +120,21 @@ def take_in(
     return _OUTCOME_OF[launched]
 
 
+_ARRIVAL_PROBLEMS = {
+    Arrival.TAKEN: (
+        "messageSequence: {position.sequence} is already held by another item of message group "
+        "{position.group!r}; give each item of a group its own number (1, 2, 3, ...)"
+    ),
+    Arrival.PASSED: (
+        "messageSequence: message group {position.group!r} is already past sequence {position.sequence}; "
+        "insert it again with the group's next unused number"
+    ),
+}
+
 _OUTCOME_OF = {
     launch.Launched.STARTED: IntakeOutcome.STARTED,
     launch.Launched.REJECTED: IntakeOutcome.REJECTED,
     launch.Launched.DEFERRED: IntakeOutcome.START_DEFERRED,
+    launch.Launched.ABANDONED: IntakeOutcome.ABANDONED,
+    launch.Launched.LOST_RACE: IntakeOutcome.ALREADY_HANDLED,
 }

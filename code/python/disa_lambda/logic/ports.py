@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Protocol
 
 from disa_lambda.models.claim import Claim
+from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.pointer import ObjectRef
 from disa_lambda.models.status import Status
 
@@ -104,3 +105,18 @@ class SweepCursors(Protocol):
     def save_sweep_cursor(
         self, segment: int, total_segments: int, cursor: dict[str, Any] | None, now_epoch: int
     ) -> None: ...
+
+
+class GroupLedgerPort(Protocol):
+    """FIFO message groups: who holds each sequence number, and whose turn it is (dal/groups.py)."""
+
+    def take_slot(self, position: GroupPosition, key: Mapping[str, Any]) -> bool: ...
+    def holder(self, group: str, sequence: int) -> dict[str, Any] | None: ...
+    def next_sequence(self, group: str) -> int: ...
+    def advance(self, group: str, past: int) -> bool: ...
+
+
+class OrderingStore(DueStore, Protocol):
+    def wait(self, key: Mapping[str, Any], claim: Claim, reason: str, now_iso: str) -> bool: ...
+    def keep_waiting(self, key: Mapping[str, Any], token: str, due_epoch: int, reason: str, now_iso: str) -> bool: ...
+    def read(self, key: Mapping[str, Any]) -> dict[str, Any] | None: ...

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Mapping
 
-from disa_lambda.logic import attempts, clock, fanout, launch, payloads
+from disa_lambda.logic import clock, fanout, launch
+from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, PayloadStore, ShardLeases, Starter
-from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
-from disa_lambda.models.exceptions import ItemUnpublishable
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
@@ -29,6 +28,7 @@ class RetryOutcome(StrEnum):
     REJECTED = "rejected"
     LOST_RACE = "lost_races"
     START_DEFERRED = "start_deferred"
+    STILL_WAITING = "still_waiting"  # FIFO: a WAITING item whose turn has not come
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RetryReport:
     rejected: int = 0
     lost_races: int = 0
     start_deferred: int = 0
+    still_waiting: int = 0
     failed: int = 0
     shards_done: list[int] = field(default_factory=list)
     shards_busy: list[int] = field(default_factory=list)
@@ -90,6 +91,7 @@ def run(
     now: Callable[[], float],
     rng: random.Random,
     remaining_ms: Callable[[], int],
+    sequencer: Sequencer | None = None,
 ) -> RetryReport:
     """Redrive every due item of every shard this run can hold.
 
@@ -113,7 +115,18 @@ def run(
             continue
         try:
             _retry_shard(
-                str(shard), settings, index, store, workflow, payload_store, remaining_ms, now, rng, report, may_start
+                str(shard),
+                settings,
+                index,
+                store,
+                workflow,
+                payload_store,
+                remaining_ms,
+                now,
+                rng,
+                report,
+                may_start,
+                sequencer,
             )
         finally:
             leases.release_shard(str(shard), owner)
@@ -135,6 +148,7 @@ def _retry_shard(
     rng: random.Random,
     report: RetryReport,
     may_start: Callable[[], bool],
+    sequencer: Sequencer | None,
 ) -> None:
     key_name = settings.KEY_ATTRIBUTE_NAME
     for page in index.due_pages(shard, int(now()), QUERY_PAGE_SIZE):
@@ -143,7 +157,7 @@ def _retry_shard(
             page,
             group_of=lambda due_item: json.dumps(due_item[key_name], sort_keys=True),
             work=lambda due_item: _retry_one(
-                due_item, settings, store, workflow, payload_store, now(), rng, time_left_ms
+                due_item, settings, store, workflow, payload_store, now(), rng, time_left_ms, sequencer
             ),
             workers=settings.WORKERS,
             may_start=may_start,
@@ -164,12 +178,17 @@ def _retry_one(
     now: float,
     rng: random.Random,
     time_left_ms: Callable[[], int],
+    sequencer: Sequencer | None,
 ) -> RetryOutcome:
     key = {settings.KEY_ATTRIBUTE_NAME: due_item[settings.KEY_ATTRIBUTE_NAME]}
     status = due_item[Field.STATUS]["S"]
     token = due_item[Field.CLAIM_TOKEN]["S"]
     attempt = int(due_item[Field.ATTEMPT]["N"])
     now_iso = clock.iso(now)
+    if status == Status.WAITING.value and sequencer is not None:
+        # (A WAITING item on a stack since made standard falls through and is published now.)
+        checked = sequencer.recheck(key, token, now)
+        return RetryOutcome.STILL_WAITING if checked is Status.WAITING else _OUTCOME_OF[checked]
     if attempt >= settings.MAX_ATTEMPTS:
         reason = (
             f"gave up after {attempt} attempts: the last one recorded no outcome within its lease"
@@ -179,22 +198,9 @@ def _retry_one(
         if store.finish_unclaimable(key, status, token, Status.ABANDONED, reason, now_iso):
             return RetryOutcome.ABANDONED
         return RetryOutcome.LOST_RACE
-    claim = attempts.plan_claim(key, attempt + 1, now, settings, rng)
-    item = store.claim_due(key, status, token, claim, now_iso)
-    if item is None:
-        return RetryOutcome.LOST_RACE
-    # The item is read again as it is now: an owner may have corrected it since it failed.
-    body = {name: value for name, value in item.items() if name not in key}
-    problem = find_problem({name: value for name, value in body.items() if name not in pipeline_owned_fields()})
-    try:
-        if problem is not None:
-            raise ItemUnpublishable(problem)
-        publish = attempts.publish_parameters(key, body, settings.TOPIC_IS_FIFO, item[Field.ACCEPTED_AT]["S"])
-        staging = payloads.plan(key, body, publish, settings)
-    except ItemUnpublishable as unpublishable:
-        store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
-        return RetryOutcome.REJECTED
-    launched = launch.launch(key, claim, publish, staging, settings, store, workflow, payload_store, now, time_left_ms)
+    launched = launch.relaunch(
+        key, status, token, attempt, settings, store, workflow, payload_store, now, rng, time_left_ms
+    )
     return _OUTCOME_OF[launched]
 
 
@@ -203,4 +209,6 @@ _OUTCOME_OF = {
     launch.Launched.REJECTED: RetryOutcome.REJECTED,
     # Not an attempt: the claim is set back so the next run repeats this attempt number.
     launch.Launched.DEFERRED: RetryOutcome.START_DEFERRED,
+    launch.Launched.ABANDONED: RetryOutcome.ABANDONED,
+    launch.Launched.LOST_RACE: RetryOutcome.LOST_RACE,
 }

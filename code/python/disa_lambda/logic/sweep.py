@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from disa_lambda.logic import intake
+from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import (
     TIME_RESERVE_MS,
     PayloadStore,
@@ -61,6 +62,7 @@ def run(
     now: Callable[[], float],
     rng: random.Random,
     remaining_ms: Callable[[], int],
+    sequencer: Sequencer | None = None,
 ) -> SweepReport:
     """Sweep this run's segment from where its last visit stopped, for at most
     SWEEP_SECONDS_PER_RUN, 1 MB pages at a time; the cursor is saved after each page, so a
@@ -87,7 +89,7 @@ def run(
                 return report
             report.seen += 1
             try:
-                _sweep_item(item, settings, store, workflow, payload_store, now, rng, report, remaining_ms)
+                _sweep_item(item, settings, store, workflow, payload_store, now, rng, report, remaining_ms, sequencer)
             except ItemUnwritable as unwritable:
                 # One item no status fits on must not stop the sweep of every other one; the
                 # trigger already sent its record to the on-failure queue, whose alarm fires.
@@ -113,6 +115,7 @@ def _sweep_item(
     rng: random.Random,
     report: SweepReport,
     remaining_ms: Callable[[], int],
+    sequencer: Sequencer | None,
 ) -> None:
     key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
     swept_at = item.get(Field.SWEPT_AT, {}).get("N")
@@ -122,6 +125,10 @@ def _sweep_item(
     if now() - int(swept_at) < settings.SWEEP_GRACE_SECONDS:
         return
     image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
-    outcome = intake.take_in(key, image, settings, store, workflow, payload_store, now(), rng, remaining_ms)
-    report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
+    outcome = intake.take_in(key, image, settings, store, workflow, payload_store, now(), rng, remaining_ms, sequencer)
+    report.taken_in += outcome in (
+        intake.IntakeOutcome.STARTED,
+        intake.IntakeOutcome.START_DEFERRED,
+        intake.IntakeOutcome.WAITING,
+    )
     report.rejected += outcome is intake.IntakeOutcome.REJECTED

@@ -80,12 +80,17 @@ class PublishingSettings:
     PAYLOAD_SOURCE_BUCKETS: frozenset[str]  # buckets items may reference besides the payload bucket
     PAYLOAD_OFFLOAD_THRESHOLD: int  # bytes of message + attributes above which the body goes to S3; "always" is 0
     PAYLOAD_MAX_BYTES: int
+    GROUPS_TABLE_NAME: str  # FIFO topics: the group ledger (dal/groups.py)
+    FIFO_ABANDONED_ITEMS: str  # FIFO topics: an ABANDONED item keeps its group waiting ("hold") or not ("release")
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
         fifo = env.get("TOPIC_IS_FIFO", "")
         if fifo not in ("true", "false"):
             raise SettingsError(f"TOPIC_IS_FIFO={fifo!r} must be 'true' or 'false'")
+        abandoned = env.get("FIFO_ABANDONED_ITEMS", "")
+        if abandoned not in ("release", "hold"):
+            raise SettingsError(f"FIFO_ABANDONED_ITEMS={abandoned!r} must be 'release' or 'hold'")
         base = _int(env, "RETRY_BASE_DELAY_SECONDS", 1)
         ceiling = _int(env, "RETRY_MAX_DELAY_SECONDS", 1)
         if ceiling < base:
@@ -104,6 +109,8 @@ class PublishingSettings:
             "PAYLOAD_SOURCE_BUCKETS": names_in(env.get("PAYLOAD_SOURCE_BUCKETS", "")),
             "PAYLOAD_OFFLOAD_THRESHOLD": _threshold(env, "PAYLOAD_OFFLOAD_THRESHOLD"),
             "PAYLOAD_MAX_BYTES": _int(env, "PAYLOAD_MAX_BYTES", 1),
+            "GROUPS_TABLE_NAME": _str(env, "GROUPS_TABLE_NAME"),
+            "FIFO_ABANDONED_ITEMS": abandoned,
         }
 
     @classmethod

@@ -9,6 +9,9 @@ from typing import Any, Mapping
 class Status(StrEnum):
     """Where an item is in its life.
 
+    WAITING    FIFO topics: an earlier item of its message group is not published yet;
+               it is claimed when its turn comes (``dueAt`` is when the retry job checks
+               again, in case the wake-up was missed).
     PENDING    an execution owns the item until ``dueAt`` (its lease); after that the
                retry job may claim it again.
     SUCCESSFUL published; final.
@@ -17,6 +20,7 @@ class Status(StrEnum):
     REJECTED   the item breaks the contract; final, never published, reason recorded.
     """
 
+    WAITING = "WAITING"
     PENDING = "PENDING"
     SUCCESSFUL = "SUCCESSFUL"
     FAILED = "FAILED"
@@ -64,6 +68,10 @@ class Field:
     # Granted by each claim (its claimToken), taken by the claim's execution just before it
     # publishes: a second run of one Express execution finds it gone and publishes nothing.
     PUBLISH_RIGHT = "publishRight"
+    # FIFO topics: when the execution took its right, and since when a publish of this insert
+    # may have reached SNS without Disa learning so (cleared when SNS refused it outright).
+    PUBLISH_RIGHT_AT = "publishRightAt"
+    AMBIGUOUS_SINCE = "ambiguousSince"
 
 
 # The due index is sharded so that a burst of in-flight items does not write to one hot
