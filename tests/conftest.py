@@ -36,8 +36,11 @@ def _forget_handler_dependencies() -> None:
 def moto_stack(request, moto_engine, monkeypatch) -> MotoStack:
     """Disa's stack on moto, with the functions' environment set as the templates set it.
     A standard topic; ``@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)``
-    gives a FIFO one."""
-    stack = MotoStack(topic_type=getattr(request, "param", "standard"))
+    gives a FIFO one ("fifo-hold": one whose ABANDONED items hold their group)."""
+    kind = getattr(request, "param", "standard")  # "fifo", or "fifo-hold": FifoAbandonedItems=hold
+    stack = MotoStack(
+        topic_type=kind.removesuffix("-hold"), fifo_abandoned_items="hold" if "hold" in kind else "release"
+    )
     for name, value in stack.environment().items():
         monkeypatch.setenv(name, value)
     _forget_handler_dependencies()

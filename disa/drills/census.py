@@ -8,7 +8,11 @@
 - a REJECTED item was never delivered;
 - a large message (its body stored in S3, published as a pointer) reaches the subscriber
   byte-exact: every copy received, read as a consumer built on Disa's helper reads it,
-  has the SHA-256 of the body sent, and every pointer can be read.
+  has the SHA-256 of the body sent, and every pointer can be read;
+- FIFO topics: each message group reaches the subscriber in its messageSequence order (no
+  message received after one of its group with a higher sequence), and each message once
+  (SNS and the FIFO queue drop a copy whose deduplication id they saw, so not even the one
+  copy per attempt the "duplicates per attempt" line allows).
 
 A SUCCESSFUL item that SNS accepted but the subscriber never received was lost after Disa's
 part ended: on the local cloud, an engine restart can cut SNS's fan-out to SQS short
@@ -22,10 +26,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.status import NO_STATUS, Field, Status
 
 # Final statuses first, then those that still have an attempt ahead.
 REPORTED_ORDER = (Status.SUCCESSFUL, Status.REJECTED, Status.ABANDONED, Status.FAILED, Status.PENDING)
+# FIFO topics add the items whose turn in their message group has not come.
+FIFO_REPORTED_ORDER = (*REPORTED_ORDER, Status.WAITING)
 
 
 @dataclass
@@ -45,6 +52,11 @@ class Census:
     # the engine lost it after SNS accepted it: lost_after_sns).
     large_not_exact: list[str] = field(default_factory=list)
     unreadable: int = 0  # pointers received whose body could not be read
+    fifo: bool = False  # a FIFO topic: order and single delivery are checked too
+    # FIFO: each message received after one of its group with a higher messageSequence, by key.
+    out_of_order: list[str] = field(default_factory=list)
+    # FIFO: each copy received beyond a key's first, by key.
+    subscriber_duplicates: list[str] = field(default_factory=list)
 
     @property
     def unsettled(self) -> int:
@@ -60,12 +72,18 @@ class Census:
             or self.rejected_but_delivered
             or self.large_not_exact
             or self.unreadable
+            or self.out_of_order
+            or self.subscriber_duplicates
         )
 
     def rows(self) -> list[tuple[str, str]]:
+        fifo = [
+            ("out of order within a group (received after a higher messageSequence)", str(len(self.out_of_order))),
+            ("duplicates at the subscriber (copies beyond the first)", str(len(self.subscriber_duplicates))),
+        ]
         return [
             ("inserted", str(self.inserted)),
-            *[(s, str(self.statuses[s])) for s in REPORTED_ORDER],
+            *[(s, str(self.statuses[s])) for s in (FIFO_REPORTED_ORDER if self.fifo else REPORTED_ORDER)],
             ("deliveries received", str(self.deliveries)),
             ("lost (no status, or SUCCESSFUL without an SNS MessageId)", str(len(self.lost) + len(self.undelivered))),
             ("accepted by SNS, never received by the subscriber", str(len(self.lost_after_sns))),
@@ -75,6 +93,7 @@ class Census:
             ("large messages inserted (body over 256 KB, or a messageObject)", str(self.large)),
             ("large messages delivered byte-exact (SHA-256, read by the consumer helper)", str(len(self.large_exact))),
             ("pointers the consumer helper could not read", str(self.unreadable)),
+            *(fifo if self.fifo else []),
         ]
 
 
@@ -86,13 +105,22 @@ def take_census(
     sent_digests: Mapping[str, str] | None = None,
     received_digests: Mapping[str, Sequence[str]] | None = None,
     unreadable: int = 0,
+    positions: Mapping[str, GroupPosition] | None = None,
+    received_order: Sequence[str] = (),
 ) -> Census:
     """``items``: each inserted key's item as stored now (missing if deleted or unread);
     ``deliveries``: how many times the subscriber received each key's message;
     ``sent_digests``: the SHA-256 of each large item's body as sent; ``received_digests``:
     the SHA-256 of each copy of it the subscriber received, its body read from S3;
-    ``unreadable``: pointers received whose body could not be read."""
-    census = Census(inserted=len(inserted), deliveries=sum(deliveries.values()), unreadable=unreadable)
+    ``unreadable``: pointers received whose body could not be read.
+    FIFO topics: ``positions``, each key's message group and messageSequence as sent;
+    ``received_order``: the key of each message the FIFO queue returned, in receive order."""
+    census = Census(
+        inserted=len(inserted),
+        deliveries=sum(deliveries.values()),
+        unreadable=unreadable,
+        fifo=positions is not None,
+    )
     for key in inserted:
         item = items.get(key, {})
         status = Status.of(item)
@@ -110,7 +138,26 @@ def take_census(
         if status is Status.REJECTED and received:
             census.rejected_but_delivered.append(key)
     _count_large(census, sent_digests or {}, received_digests or {})
+    if positions is not None:
+        census.out_of_order = out_of_order(received_order, positions)
+        census.subscriber_duplicates = [key for key in inserted for _ in range(deliveries.get(key, 0) - 1)]
     return census
+
+
+def out_of_order(received_order: Sequence[str], positions: Mapping[str, GroupPosition]) -> list[str]:
+    """The key of every message received after one of its group with a higher sequence
+    (a copy of an earlier message received late counts too; keys without a position, e.g.
+    another run's, are not judged)."""
+    highest: dict[str, int] = {}
+    late = []
+    for key in received_order:
+        position = positions.get(key)
+        if position is None:
+            continue
+        if position.sequence < highest.get(position.group, 0):
+            late.append(key)
+        highest[position.group] = max(highest.get(position.group, 0), position.sequence)
+    return late
 
 
 def _count_large(census: Census, sent: Mapping[str, str], received: Mapping[str, Sequence[str]]) -> None:

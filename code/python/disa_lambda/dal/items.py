@@ -76,7 +76,11 @@ class ItemStore:
                 "SET #status = :waiting, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
                 "#updated = :now, acceptedAt = :now, #reason = :reason",
                 "attribute_not_exists(#status)",
-                {**_claim_values(claim, now_iso), ":waiting": {"S": Status.WAITING.value}, ":reason": {"S": reason}},
+                {
+                    **{name: value for name, value in _claim_values(claim, now_iso).items() if name != ":pending"},
+                    ":waiting": {"S": Status.WAITING.value},
+                    ":reason": {"S": reason},
+                },
                 names=("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#reason"),
                 returns="NONE",
             )
