@@ -8,6 +8,7 @@ import re
 import pytest
 from disa_lambda import contracts
 from disa_lambda.dal import clients
+from disa_lambda.logic import dedup
 from disa_lambda.logic.ports import (
     EXECUTION_TIMEOUT_SECONDS,
     STAGING_RESERVE_MS,
@@ -15,6 +16,7 @@ from disa_lambda.logic.ports import (
     WORST_CALL_SECONDS,
 )
 from disa_lambda.logic.validation import pipeline_owned_fields
+from disa_lambda.models.group import SEQUENCE_ATTRIBUTE
 from disa_lambda.models.settings import READ_BY_POWERTOOLS, RetrySettings, TriggerSettings
 from disa_lambda.models.status import DUE_INDEX_NAME, Field, Status
 
@@ -136,6 +138,47 @@ def test_stream_mapping_is_filtered_bounded_and_reports_partial_failures():
     assert "MaximumRetryAttempts" in mapping and "BatchSize" in mapping
     assert mapping["ParallelizationFactor"] == {"Ref": "StreamParallelizationFactor"}
     assert mapping["MaximumRecordAgeInSeconds"] == -1, "records are given up by the retry limit, not by age"
+
+
+def test_the_trigger_hears_of_every_item_of_a_group_becoming_final():
+    """The MODIFY pattern the trigger passes a group's turn on matches what the pipeline
+    writes: every final status, on items that carry a sequence number."""
+    mapping = template("functions")["Resources"]["StreamMapping"]["Properties"]
+    [modify] = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"][1:]]
+    assert modify["eventName"] == ["MODIFY"]
+    image = modify["dynamodb"]["NewImage"]
+    assert set(image["status"]["S"]) == {status.value for status in Status if status.is_final}
+    assert image[SEQUENCE_ATTRIBUTE] == {"N": [{"exists": True}]}
+
+
+def _fifo_publish_span_seconds() -> float:
+    """From the ASL: a FIFO publish task's calls (1 + MaxAttempts, each up to TimeoutSeconds)
+    and the longest backoff between them."""
+    states = json.loads(asl_text())["States"]
+    spans = set()
+    for state in states.values():
+        if state.get("Resource") == "arn:aws:states:::sns:publish" and "MessageGroupId.$" in state["Parameters"]:
+            [rule] = state["Retry"]
+            waits = [
+                min(rule["MaxDelaySeconds"], rule["IntervalSeconds"] * rule["BackoffRate"] ** n)
+                for n in range(rule["MaxAttempts"])
+            ]
+            spans.add((1 + rule["MaxAttempts"]) * state["TimeoutSeconds"] + sum(waits))
+    [span] = spans
+    return span
+
+
+def test_a_fifo_republish_ends_inside_the_deduplication_window():
+    """The deadline an attempt in doubt gets (ambiguousSince + REPUBLISH_WITHIN_SECONDS) leaves
+    its whole publish span inside SNS's 5 minutes; the short lease after the right is claimed
+    again (one retry interval later at most) with room to spare."""
+    assert _fifo_publish_span_seconds() == dedup.FIFO_PUBLISH_SPAN_SECONDS
+    assert dedup.REPUBLISH_WITHIN_SECONDS + dedup.FIFO_PUBLISH_SPAN_SECONDS < dedup.DEDUPLICATION_WINDOW_SECONDS
+    one_retry_interval = 60
+    assert (
+        dedup.FIFO_PUBLISH_LEASE_SECONDS + one_retry_interval + dedup.START_MARGIN_SECONDS
+        < dedup.REPUBLISH_WITHIN_SECONDS
+    )
 
 
 def test_trigger_failures_alarm_counts_messages_sent_not_messages_waiting():
