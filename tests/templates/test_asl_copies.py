@@ -104,3 +104,17 @@ def test_tasks_of_one_kind_share_one_retry_and_one_catch():
         # stricter deadline), so it goes on to the failure outcome instead of stopping.
         catches = [task["Catch"] for name, task in tasks.items() if name != "ClearAmbiguity"]
         assert all(c == catches[0] for c in catches), sorted(tasks)
+
+
+def test_a_fifo_failure_in_doubt_is_due_again_at_once_and_one_refused_outright_clears_the_doubt():
+    states = _states()
+    classify = states["ClassifyFifoFailure"]
+    refused = {rule["StringEquals"] for rule in classify["Choices"][0]["Or"]}
+    assert {"SNS.NotFoundException", "SNS.AuthorizationErrorException"} <= refused
+    assert not refused & {"States.Timeout", "SNS.InternalErrorException", "States.TaskFailed"}, (
+        "these may have reached SNS"
+    )
+    assert classify["Choices"][0]["Next"] == "ClearAmbiguity"
+    in_doubt = states[classify["Default"]]
+    assert (in_doubt["InputPath"], in_doubt["ResultPath"]) == ("$.retryInDoubtAt", "$.onFailure.retryAt")
+    assert states["ClearAmbiguity"]["Next"] == in_doubt["Next"] == "ChooseFailureOutcome"

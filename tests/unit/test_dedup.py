@@ -16,7 +16,10 @@ def _in_doubt_since(epoch: float) -> dict:
 def test_an_item_never_in_doubt_has_no_deadline():
     assert dedup.republish_deadline({}) is None
     assert not dedup.too_late(None, DOUBT + 10**6)
-    assert dedup.execution_window(DOUBT, None) == {"publishLeaseUntil": str(int(DOUBT) + 60)}
+    assert dedup.execution_window(DOUBT, None) == {
+        "publishLeaseUntil": str(int(DOUBT) + 60),
+        "retryInDoubtAt": str(int(DOUBT)),
+    }
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,8 @@ def input_size(key: Mapping[str, Any], publish: Mapping[str, Any]) -> int:
     longest claim fields (execution_input's document, JSON as StartExecution sends it)."""
     widest = {"key": dict(key), "claimToken": "0" * 32, "attempt": 10**6, "publish": dict(publish)}
     widest["onFailure"] = {"abandon": False, "retryAt": "9" * 12}
-    widest["publishLeaseUntil"], widest["republishBy"] = "9" * 12, "2026-12-01T00:00:00.000Z"
+    widest["publishLeaseUntil"] = widest["retryInDoubtAt"] = "9" * 12
+    widest["republishBy"] = "2026-12-01T00:00:00.000Z"
     return len(json.dumps(widest, ensure_ascii=False).encode("utf-8"))
 
 

@@ -60,8 +60,13 @@ def too_late_reason(item: Mapping[str, Any]) -> str:
 
 def execution_window(now: float, deadline: float | None) -> dict[str, str]:
     """The execution input's FIFO fields: when the item's lease ends once the right is
-    taken, and the deadline for taking it when an earlier publish is in doubt."""
-    window = {"publishLeaseUntil": str(int(now) + FIFO_PUBLISH_LEASE_SECONDS)}
+    taken, when a failure that leaves the publish in doubt is due again, and the deadline
+    for taking the right when an earlier publish is in doubt."""
+    window = {
+        "publishLeaseUntil": str(int(now) + FIFO_PUBLISH_LEASE_SECONDS),
+        # A publish left in doubt is due again at once, so the next attempt comes inside the window.
+        "retryInDoubtAt": str(int(now)),
+    }
     if deadline is not None:
         window["republishBy"] = clock.iso(deadline)
     return window
