@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--attribute", "-a", action="append", default=[], metavar="NAME=VALUE")
     send.add_argument("--group-id", help="message group id (FIFO topics)")
     send.add_argument("--dedup-id", help="deduplication id (FIFO topics)")
+    send.add_argument(
+        "--sequence", type=int, metavar="N", help="messageSequence: the item's place in its group, 1, 2, 3, ... (FIFO)"
+    )
     send.add_argument("--key", help="the item's key (default: a new UUID)")
     send.add_argument("--file", help="a JSON item (plain or DynamoDB JSON); - reads stdin")
 
@@ -101,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
         help=f"share of items sent large, half as ~300 KB bodies in the item, half as 300 KB-1 MB S3 objects "
         f"named by messageObject; each must arrive byte-exact (default {chaos.LARGE_SHARE:g}; 0 for none)",
     )
+    chaos_command.add_argument(
+        "--fifo",
+        action="store_true",
+        help=f"on a FIFO topic (stack {chaos.FIFO_STACK}): each group must arrive in order, each message once",
+    )
+    chaos_command.add_argument(
+        "--groups",
+        type=int,
+        metavar="G",
+        help=f"message groups with --fifo (default {chaos.GROUPS}, at most one per item)",
+    )
     bench_command = commands.add_parser(
         "bench", help="throughput and latency on the local cloud, beside the engine's ceiling and the seed design"
     )
@@ -118,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_command.add_argument(
         "--recovery", type=int, metavar="N", help="instead: one retry run redriving a backlog of N FAILED items"
+    )
+    bench_command.add_argument(
+        "--fifo",
+        action="store_true",
+        help=f"burst: Disa on a standard topic beside Disa on a FIFO topic (stack {bench.FIFO_STACK})",
+    )
+    bench_command.add_argument(
+        "--groups", type=int, metavar="G", help=f"message groups with --fifo (default {bench.GROUPS})"
     )
     # No `stack` parent: without --stack the template's defaults are priced, with no AWS call.
     cost_command = commands.add_parser(
@@ -210,9 +232,11 @@ def _destroy(clients: Clients, args: argparse.Namespace) -> int:
     stacks.destroy(clients, args.stack)
     if info:
         ddb = clients("dynamodb")
-        ddb.update_table(TableName=info.table, DeletionProtectionEnabled=False)
-        ddb.delete_table(TableName=info.table)
-        print(f"deleted table {info.table}")
+        # The groups table is kept with the items table: without it FIFO groups would start over.
+        for table in (info.table, info.groups_table):
+            ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+            ddb.delete_table(TableName=table)
+            print(f"deleted table {table}")
     print(f"stack {args.stack} deleted")
     return 0
 
@@ -226,7 +250,7 @@ def _send(clients: Clients, args: argparse.Namespace) -> int:
         except json.JSONDecodeError as error:
             raise UserError(f"{args.file} is not JSON: {error}") from error
     else:
-        item = items.build_item(args.message, args.subject, args.attribute, args.group_id, args.dedup_id)
+        item = items.build_item(args.message, args.subject, args.attribute, args.group_id, args.dedup_id, args.sequence)
     print(items.show_key(items.send(clients, info, item, args.key)))
     return 0
 
@@ -372,11 +396,23 @@ def _chaos(args: argparse.Namespace) -> int:
         raise UserError(f"--faults takes {', '.join(chaos.FAULTS)}; --items at least {chaos.CHUNKS}")
     if not 0 <= args.large_share <= 1:
         raise UserError("--large-share is a share of the items, from 0 to 1")
+    groups = _groups(args, chaos.GROUPS)
     cloud = LocalCloud()
     cloud.up()
-    result = chaos.run(cloud.clients(), cloud, args.items, args.seed, enabled, large_share=args.large_share)
+    result = chaos.run(
+        cloud.clients(), cloud, args.items, args.seed, enabled, large_share=args.large_share, groups=groups
+    )
     print(chaos.report(result))
     return 0 if result.passed else 1
+
+
+def _groups(args: argparse.Namespace, default: int) -> int | None:
+    """The message groups of a --fifo drill, or None without --fifo."""
+    if args.groups is not None and not args.fifo:
+        raise UserError("--groups applies to a FIFO run; add --fifo")
+    if args.groups is not None and args.groups < 1:
+        raise UserError("--groups must be at least 1")
+    return (args.groups or default) if args.fifo else None
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -389,6 +425,9 @@ def _bench(args: argparse.Namespace) -> int:
     mode = args.mode or ("steady" if args.rate is not None else "burst")
     if mode == "burst" and args.rate is not None:
         raise UserError("--rate applies to steady mode; use --mode steady or --mode both")
+    groups = _groups(args, bench.GROUPS)
+    if groups is not None and (mode != "burst" or args.recovery is not None):
+        raise UserError("--fifo measures burst mode only; drop --mode, --rate and --recovery")
     rate = args.rate if args.rate is not None else bench.P95_TARGET_RATE
     modes = {"burst": [bench.Mode.burst()], "steady": [bench.Mode.steady(rate)]}
     modes["both"] = modes["burst"] + modes["steady"]
@@ -397,7 +436,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.recovery is not None:
         print(recovery.report(recovery.run(cloud.clients(), cloud, args.recovery, args.timeout)))
         return 0
-    results = bench.run(cloud.clients(), modes[mode], args.items, args.timeout)
+    measured = bench.STACKS if groups is None else (bench.DISA, bench.fifo_stack(groups))
+    results = bench.run(cloud.clients(), modes[mode], args.items, args.timeout, measured)
     print(bench.report(results))
     return 0 if all(result.finished for result in results) else 1
 

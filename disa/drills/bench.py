@@ -6,8 +6,13 @@ two other stacks doing the same work, all measured in one run:
   STANDARD workflow whose Lambda task publishes and puts a metric per message, no claim.
 
 Two modes: burst inserts N items as fast as possible; steady inserts them at a fixed rate,
-where latency is what matters. A benchmark, not a test: it prints figures and judges them
-against the targets, and fails only when items do not finish within the timeout.
+where latency is what matters. ``--fifo`` measures burst mode on Disa's standard stack beside
+Disa on a FIFO topic (its own stack): the items are spread round-robin over G message groups,
+each published one message at a time in its messageSequence order, so a group's n-th item
+waits for the n-1 before it and the FIFO figures are bounded by G, not by the batch size.
+
+A benchmark, not a test: it prints figures and judges them against the targets, and fails
+only when items do not finish within the timeout.
 
 Latency runs from just before an item's insert call to the `updatedAt` its execution records
 (the state machine's EnteredTime); the engine runs on this machine, so both come from one
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from botocore.exceptions import ClientError
+from disa_lambda.models.group import FIRST_SEQUENCE, GROUP_ATTRIBUTE, SEQUENCE_ATTRIBUTE, GroupPosition
 from disa_lambda.models.status import Field, Status
 
 from disa.common import console, paths
@@ -43,6 +49,8 @@ REPORT_EVERY_SECONDS = 3
 THROUGHPUT_TARGET = 0.9  # of the ceiling, in burst mode
 P95_TARGET_MS = 1000.0
 P95_TARGET_RATE = 20.0  # items/s at which the p95 target applies
+FIFO_STACK = "disa-bench-fifo"  # its own stack: TopicType cannot change in place
+GROUPS = 10  # message groups of the FIFO burst
 
 
 @dataclass(frozen=True)
@@ -53,15 +61,24 @@ class Stack:
     label: str
     name: str
     deploy: Callable[[Clients, str], None]
+    groups: int | None = None  # a FIFO topic: the message groups its items are spread over
 
     def table(self, clients: Clients) -> str:
         return stacks.outputs(clients, self.name)["TableName"]
 
 
-def _deploy_disa(clients: Clients, name: str) -> None:
-    packaged = packaging.package(clients, packaging.default_bucket(clients))
-    parameters = {"NamePrefix": name, "TableDeletionProtection": "false", "StreamBatchSize": BATCH_SIZE}
-    stacks.deploy(clients, name, packaged, parameters)
+def _disa(topic_type: str) -> Callable[[Clients, str], None]:
+    def deploy(clients: Clients, name: str) -> None:
+        packaged = packaging.package(clients, packaging.default_bucket(clients))
+        parameters = {
+            "NamePrefix": name,
+            "TableDeletionProtection": "false",
+            "StreamBatchSize": BATCH_SIZE,
+            "TopicType": topic_type,
+        }
+        stacks.deploy(clients, name, packaged, parameters)
+
+    return deploy
 
 
 def _template(path: Path) -> Callable[[Clients, str], None]:
@@ -97,11 +114,17 @@ def _template(path: Path) -> Callable[[Clients, str], None]:
 
 
 BENCHMARKS = paths.ROOT / "benchmarks"
+DISA = Stack("disa", "disa-bench", _disa("standard"))
 STACKS = (
-    Stack("disa", "disa-bench", _deploy_disa),
+    DISA,
     Stack("ceiling", "disa-ceiling", _template(BENCHMARKS / "ceiling-stack.yaml")),
     Stack("seed", "disa-seed-baseline", _template(BENCHMARKS / "seed-baseline-stack.yaml")),
 )
+
+
+def fifo_stack(groups: int) -> Stack:
+    """Disa on a FIFO topic, its items spread over ``groups`` message groups."""
+    return Stack("disa-fifo", FIFO_STACK, _disa("fifo"), groups)
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,7 @@ class Run:
     latencies_ms: list[float]
     unfinished: int = 0
     insert_seconds: float = 0.0
+    groups: int | None = None  # a FIFO topic's message groups
 
     @property
     def throughput(self) -> float:
@@ -147,6 +171,9 @@ class Result:
 
     def run(self, name: str) -> Run:
         return next(r for r in self.runs if r.name == name)
+
+    def has(self, name: str) -> bool:
+        return any(r.name == name for r in self.runs)
 
     @property
     def finished(self) -> bool:
@@ -181,27 +208,43 @@ def paced(
         yield item
 
 
-def _item(key: str) -> dict:
-    return {"id": {"S": key}, "message": {"S": f"bench {key}"}}
+def fifo_position(batch: str, n: int, groups: int) -> GroupPosition:
+    """The n-th item's (from 0) place when a batch is dealt round-robin over ``groups``
+    message groups: every group numbered 1, 2, 3, ... in insert order, without gaps. The
+    groups are named after the batch, as the group ledger outlives it."""
+    return GroupPosition(f"{batch}-g{n % groups:03d}", FIRST_SEQUENCE + n // groups)
 
 
-def _insert(clients: Clients, table: str, keys: list[str], rate: float | None) -> dict[str, float]:
+def _item(key: str, position: GroupPosition | None) -> dict:
+    item = {"id": {"S": key}, "message": {"S": f"bench {key}"}}
+    if position is not None:
+        item[GROUP_ATTRIBUTE] = {"S": position.group}
+        item[SEQUENCE_ATTRIBUTE] = {"N": str(position.sequence)}
+    return item
+
+
+def _insert(
+    clients: Clients, table: str, keys: list[str], rate: float | None, groups: int | None = None
+) -> dict[str, float]:
     """Inserts the keys' items, as fast as possible (batches of 25) or one at a time at
-    ``rate``; returns each key's wall-clock time just before its insert call."""
+    ``rate``, dealt over ``groups`` message groups on a FIFO topic; returns each key's
+    wall-clock time just before its insert call."""
     ddb = clients("dynamodb")
+    batch = uuid.uuid4().hex[:6]
+    items = {key: _item(key, groups and fifo_position(batch, n, groups)) for n, key in enumerate(keys)}
     inserted: dict[str, float] = {}
     if rate is None:
 
         def stamped() -> Iterator[dict]:
-            for key in keys:
+            for key, item in items.items():
                 inserted[key] = time.time()  # just before the item joins a write batch
-                yield _item(key)
+                yield item
 
         write_items(ddb, table, stamped())
     else:
         for key in paced(keys, rate):
             inserted[key] = time.time()
-            ddb.put_item(TableName=table, Item=_item(key))
+            ddb.put_item(TableName=table, Item=items[key])
     return inserted
 
 
@@ -238,13 +281,13 @@ def _measure(clients: Clients, stack: Stack, mode: Mode, count: int, timeout: fl
     run_id = uuid.uuid4().hex[:6]
     progress(f"  {stack.label}: warming up with {WARMUP_ITEMS} items")
     warmup = [f"{run_id}-warmup-{n:04d}" for n in range(WARMUP_ITEMS)]
-    _insert(clients, table, warmup, None)
+    _insert(clients, table, warmup, None, stack.groups)
     _wait_finished(clients, table, warmup, timeout, f"{stack.label} warm-up")
 
     keys = [f"{run_id}-{n:06d}" for n in range(count)]
     how = f"at {mode.rate:g} items/s" if mode.rate else "as fast as possible"
     progress(f"  {stack.label}: inserting {count} items {how}")
-    inserted = _insert(clients, table, keys, mode.rate)
+    inserted = _insert(clients, table, keys, mode.rate, stack.groups)
     finished = _wait_finished(clients, table, keys, timeout, stack.label)
     first = min(inserted.values())
     return Run(
@@ -254,19 +297,22 @@ def _measure(clients: Clients, stack: Stack, mode: Mode, count: int, timeout: fl
         [1000 * (finished[k] - inserted[k]) for k in finished],
         count - len(finished),
         max(inserted.values()) - first,
+        stack.groups,
     )
 
 
-def run(clients: Clients, modes: Sequence[Mode], count: int, timeout: float) -> list[Result]:
+def run(
+    clients: Clients, modes: Sequence[Mode], count: int, timeout: float, measured: Sequence[Stack] = STACKS
+) -> list[Result]:
     """Deploys every benchmarked stack (creating or updating it), then measures each mode on
     each stack in turn."""
-    for stack in STACKS:
+    for stack in measured:
         progress(f"== deploy {stack.label} ({stack.name})")
         stack.deploy(clients, stack.name)
     results = []
     for mode in modes:
         progress(f"== {mode.name}" + (f" at {mode.rate:g} items/s" if mode.rate else ""))
-        results.append(Result(mode, count, [_measure(clients, s, mode, count, timeout) for s in STACKS]))
+        results.append(Result(mode, count, [_measure(clients, s, mode, count, timeout) for s in measured]))
     return results
 
 
@@ -284,6 +330,14 @@ def _ratio_line(subject: str, run: Run, ceiling: Run, target: float | None) -> s
     if target is None:
         return line
     return f"{line} (target >= {target:.2f}): {_verdict(not run.unfinished and ratio >= target)}"
+
+
+def _fifo_line(fifo: Run, standard: Run) -> str:
+    ratio = fifo.throughput / standard.throughput if standard.throughput else math.nan
+    return (
+        f"Disa on a FIFO topic ({fifo.groups} message groups) has {ratio:.2f} of the throughput "
+        f"of Disa on a standard topic"
+    )
 
 
 def _p95_line(disa: Run, rate: float) -> str:
@@ -313,10 +367,14 @@ def report(results: Sequence[Result]) -> str:
         ]
         headers = ("stack", "items", "seconds", "items/s", "p50 ms", "p95 ms", "p99 ms")
         lines.append(console.table(rows, headers=headers, right_aligned_from=1))
-        disa, ceiling, seed = result.run("disa"), result.run("ceiling"), result.run("seed")
+        disa = result.run("disa")
         if mode.rate is None:
-            lines.append(_ratio_line("Disa", disa, ceiling, THROUGHPUT_TARGET))
-            lines.append(_ratio_line("Seed baseline", seed, ceiling, None))
+            if result.has("ceiling"):
+                ceiling = result.run("ceiling")
+                lines.append(_ratio_line("Disa", disa, ceiling, THROUGHPUT_TARGET))
+                lines.append(_ratio_line("Seed baseline", result.run("seed"), ceiling, None))
+            if result.has("disa-fifo"):
+                lines.append(_fifo_line(result.run("disa-fifo"), disa))
         else:
             lines.append(_p95_line(disa, mode.rate))
             for r in result.runs:

@@ -14,6 +14,12 @@ enough: a body of about 300 KB in the item, or a messageObject naming an object 
 1 MB uploaded to the payload bucket's incoming/<run>/ just before the insert. Each is read at
 the subscriber as a consumer built on Disa's helper reads it, and its SHA-256 compared with
 the body sent.
+
+``--fifo`` runs the same faults and workload on a FIFO stack of its own (TopicType=fifo) with
+a FIFO subscriber queue. Each item gets one of ``--groups`` message groups and that group's
+next messageSequence in the order the keys are generated; invalid items keep theirs, so their
+group must pass over them. The census then also requires each group received in sequence
+order and each message received once.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from disa_lambda.consumer.payloads import PayloadReader, PayloadUnreadable
-from disa_lambda.models.status import NO_STATUS, Status
+from disa_lambda.models.group import FIRST_SEQUENCE, GROUP_ATTRIBUTE, SEQUENCE_ATTRIBUTE, GroupPosition
+from disa_lambda.models.status import NO_STATUS, Field, Status
 
 from disa.common import console
 from disa.common.aws import Clients
@@ -64,6 +71,12 @@ PARAMETERS = {
     "SweepSegments": "1",
     "SweepGraceSeconds": "20",
 }
+# Its own stack, so that a FIFO run never updates the standard one (TopicType cannot change
+# in place: the topic is replaced).
+FIFO_STACK = "disa-chaos-fifo"
+FIFO_PARAMETERS = {**PARAMETERS, "NamePrefix": FIFO_STACK, "TopicType": "fifo"}
+# Message groups of a FIFO run (at most one per item): about 100 items each in 2,000.
+GROUPS = 20
 FAULTS = ("sns-outage", "trigger-crash", "redelivery", "overlapping-retries", "engine-restart")
 CHUNKS = 10
 INVALID_SHARE = 0.05
@@ -81,6 +94,8 @@ class ChaosResult:
     settle_seconds: float
     fault_log: list[str]  # the faults injected, in order
     large_sent: Counter[str]  # large items by how their body was sent (INLINE, OBJECT)
+    groups: int | None = None  # FIFO runs: the message groups the items were spread over
+    details: tuple[str, ...] = ()  # FIFO runs: what the items behind a broken guarantee hold
 
     @property
     def passed(self) -> bool:
@@ -95,9 +110,12 @@ class Chaos:
         seed: int,
         log: Callable[[str], None] = progress,
         large_share: float = LARGE_SHARE,
+        groups: int | None = None,
     ):
         self.clients, self.cloud, self.log = clients, cloud, log
         self.large_share = large_share
+        self.groups = groups  # None: a standard topic
+        self.stack, self.parameters = (STACK, PARAMETERS) if groups is None else (FIFO_STACK, FIFO_PARAMETERS)
         self.rng = random.Random(seed)
         # Its own generator, so a seed's fault schedule and invalid items do not depend on
         # the large share.
@@ -110,14 +128,24 @@ class Chaos:
         self.sent_digests: dict[str, str] = {}  # large key -> SHA-256 of the body sent
         self.received_digests: defaultdict[str, list[str]] = defaultdict(list)  # ... of each copy received
         self.unreadable = 0
+        # FIFO: its own generator too, so that the standard run's draws stay as they were.
+        self.group_rng = random.Random(f"groups-{seed}")
+        self.positions: dict[str, GroupPosition] = {}  # key -> its group and messageSequence
+        self.numbered: Counter[str] = Counter()  # sequence numbers given out, per group
+        # FIFO: each message the queue returned, in receive order: its key and MessageGroupId.
+        self.received: list[tuple[str, str | None]] = []
+        self.found: dict[str, dict[str, Any]] = {}  # the run's items as the last census read them
+
+    @property
+    def fifo(self) -> bool:
+        return self.groups is not None
 
     def deploy(self) -> None:
         packaged = packaging.package(self.clients, packaging.default_bucket(self.clients), log=lambda _: None)
-        stacks.deploy(self.clients, STACK, packaged, PARAMETERS, log=lambda _: None)
-        self.info = StackInfo.of(self.clients, STACK)
-        self.queue_url = subscribe_queue(
-            self.clients("sqs"), self.clients("sns"), self.info.topic_arn, f"{STACK}-subscriber"
-        )
+        stacks.deploy(self.clients, self.stack, packaged, self.parameters, log=lambda _: None)
+        self.info = StackInfo.of(self.clients, self.stack)
+        queue = f"{self.stack}-subscriber" + (".fifo" if self.fifo else "")
+        self.queue_url = subscribe_queue(self.clients("sqs"), self.clients("sns"), self.info.topic_arn, queue)
         self.outage = TopicRemovalOutage(self.clients("sns"), self.info.topic_arn, self.cloud.fault_snapshots)
         self.outage.off()  # a previous run may have stopped mid-outage
         self.reader = PayloadReader(frozenset({self.info.payload_bucket}), None, self.clients("s3"))
@@ -129,6 +157,10 @@ class Chaos:
 
     def _item(self, key: str) -> dict[str, Any]:
         item: dict[str, Any] = {self.info.key_name: {"S": key}}
+        if key in self.positions:
+            position = self.positions[key]
+            item[GROUP_ATTRIBUTE] = {"S": position.group}
+            item[SEQUENCE_ATTRIBUTE] = {"N": str(position.sequence)}
         if key.endswith("-bad"):
             return {**item, "message": {"N": "1"}}
         kind = key.rsplit("-", 1)[1]
@@ -166,7 +198,17 @@ class Chaos:
                 self.large_sent[kind] += 1
                 suffix = f"-{kind}"
             keys.append(f"{self.run_id}-{offset + n}{suffix}")
+            if self.fifo:
+                self.positions[keys[-1]] = self._next_position()
         return keys
+
+    def _next_position(self) -> GroupPosition:
+        """A seeded group (named after the run: the group ledger outlives it) and its next
+        sequence number."""
+        group = f"{self.run_id}-g{self.group_rng.randrange(self.groups):03d}"
+        position = GroupPosition(group, FIRST_SEQUENCE + self.numbered[group])
+        self.numbered[group] += 1
+        return position
 
     # -- faults ------------------------------------------------------------------------------------
     def with_fault(self, fault: str, keys: list[str]) -> None:
@@ -231,7 +273,7 @@ class Chaos:
         inserts = [
             {**json.loads(json.dumps(r, default=_epoch)), "eventSourceARN": stream_arn}
             for r in records
-            if r["eventName"] == "INSERT"
+            if r["eventName"] == "INSERT" or (self.fifo and _passes_a_turn(r))
         ]
         response = self.clients("lambda").invoke(
             FunctionName=self.info.trigger_function, Payload=json.dumps({"Records": inserts}).encode()
@@ -240,13 +282,52 @@ class Chaos:
 
     # -- settle and census ----------------------------------------------------------------------
     def census(self, deliveries: Counter[str]) -> Census:
-        found = {
+        self.found = {
             item[self.info.key_name]["S"]: item
             for item in scan_items(self.clients("dynamodb"), self.info.table)
             if item[self.info.key_name]["S"].startswith(self.run_id)
         }
         return take_census(
-            found, self.inserted, deliveries, time.time(), self.sent_digests, self.received_digests, self.unreadable
+            self.found,
+            self.inserted,
+            deliveries,
+            time.time(),
+            self.sent_digests,
+            self.received_digests,
+            self.unreadable,
+            self.positions if self.fifo else None,
+            [key for key, _ in self.received],
+        )
+
+    def details(self, census: Census, most: int = 5) -> tuple[str, ...]:
+        """FIFO: for the first keys behind each broken order or single-delivery guarantee
+        (and any ABANDONED item), the item's place, status and reason, and what its group's
+        queue returned, in order."""
+        if not self.fifo:
+            return ()
+        abandoned = [key for key in self.inserted if Status.of(self.found.get(key, {})) is Status.ABANDONED]
+        lines = []
+        for label, keys in (
+            ("out of order", census.out_of_order),
+            ("duplicate", census.subscriber_duplicates),
+            ("abandoned", abandoned),
+        ):
+            for key in list(dict.fromkeys(keys))[:most]:
+                lines.append(f"{label}: {self._describe(key)}")
+        return tuple(lines)
+
+    def _describe(self, key: str) -> str:
+        item, position = self.found.get(key, {}), self.positions[key]
+        reason = item.get(Field.STATUS_REASON, {}).get("S", "-")
+        received = [
+            f"{self.positions[k].sequence}" + ("" if group == position.group else f"(as {group})")
+            for k, group in self.received
+            if k in self.positions and self.positions[k].group == position.group
+        ]
+        return (
+            f"{key} {position.describe()}: {Status.of(item) or NO_STATUS}, attempt "
+            f"{item.get(Field.ATTEMPT, {}).get('N', '-')}, statusReason {reason!r}; "
+            f"the group's queue returned sequences {' '.join(received) or 'none'}"
         )
 
     def read_deliveries(self, deliveries: Counter[str]) -> None:
@@ -263,6 +344,7 @@ class Chaos:
             if len(parts) >= 3 and parts[0] == "chaos" and parts[1] == self.run_id:
                 key = parts[2]
                 deliveries[key] += 1
+                self.received.append((key, received.get("Attributes", {}).get("MessageGroupId")))
                 if key in self.sent_digests:
                     self.received_digests[key].append(hashlib.sha256(body.encode("utf-8")).hexdigest())
 
@@ -276,9 +358,10 @@ class Chaos:
             return self.census(deliveries)
 
         def retry_now(census: Census, _: float) -> None:
+            waiting = f"{census.statuses[Status.WAITING]} WAITING, " if self.fifo else ""
             self.log(
                 f"  settling: {census.unsettled} items not final "
-                f"({census.statuses[Status.PENDING]} PENDING, {census.statuses[Status.FAILED]} FAILED, "
+                f"({waiting}{census.statuses[Status.PENDING]} PENDING, {census.statuses[Status.FAILED]} FAILED, "
                 f"{census.statuses[NO_STATUS]} without status), {sum(deliveries.values())} delivered"
             )
             run_retry(self.clients, self.info)
@@ -291,6 +374,15 @@ def _epoch(value: Any) -> Any:
     return value.timestamp() if hasattr(value, "timestamp") else str(value)
 
 
+def _passes_a_turn(record: dict[str, Any]) -> bool:
+    """A record the FIFO stack's stream mapping also delivers (cft/nested-stacks/functions.yaml):
+    the write that made an item of a message group final, which passes the group's turn on."""
+    image = record.get("dynamodb", {}).get("NewImage", {})
+    status = Status.of(image)
+    final = isinstance(status, Status) and status.is_final
+    return record["eventName"] == "MODIFY" and SEQUENCE_ATTRIBUTE in image and final
+
+
 def run(
     clients: Clients,
     cloud: LocalCloud,
@@ -300,10 +392,15 @@ def run(
     settle_timeout: float = 1800,
     log: Callable[[str], None] = progress,
     large_share: float = LARGE_SHARE,
+    groups: int | None = None,
 ) -> ChaosResult:
-    chaos = Chaos(clients, cloud, seed, log, large_share)
+    """``groups``: run on the FIFO stack, the items spread over that many message groups
+    (at most one per item); None: the standard stack."""
+    groups = None if groups is None else min(groups, count)
+    chaos = Chaos(clients, cloud, seed, log, large_share, groups)
+    on = "" if groups is None else f" on a FIFO topic ({groups} message groups)"
     log(
-        f"== chaos run {chaos.run_id}: {count} items ({round(count * large_share)} large), "
+        f"== chaos run {chaos.run_id}: {count} items ({round(count * large_share)} large){on}, "
         f"faults {', '.join(enabled)}, seed {seed}"
     )
     chaos.deploy()
@@ -318,12 +415,13 @@ def run(
         chaos.with_fault(fault, keys)
     log("== faults over; settling")
     census, seconds = chaos.settle(settle_timeout)
-    return ChaosResult(census, seconds, chaos.fault_log, chaos.large_sent)
+    return ChaosResult(census, seconds, chaos.fault_log, chaos.large_sent, groups, chaos.details(census))
 
 
 def report(result: ChaosResult) -> str:
     census = result.census
     rows = [
+        *([] if result.groups is None else [("topic", f"FIFO, {result.groups} message groups")]),
         *census.rows(),
         (
             "large messages sent as",
@@ -344,4 +442,5 @@ def report(result: ChaosResult) -> str:
             f"; the engine lost {len(census.lost_after_sns)} message(s) after SNS accepted them "
             f"(e.g. {census.lost_after_sns[0]}): see docs/engine-differences.md"
         )
-    return f"{console.table(rows, indent=2)}\n  {verdict}"
+    details = "".join(f"\n  {line}" for line in result.details)
+    return f"{console.table(rows, indent=2)}\n  {verdict}{details}"

@@ -38,9 +38,14 @@ def build_item(
     attributes: Iterable[str],
     group_id: str | None,
     dedup_id: str | None,
+    sequence: int | None = None,
 ) -> dict[str, Any]:
+    """An item in AttributeValue form; ``sequence`` is its messageSequence, its place in
+    its message group on a FIFO topic."""
     if message is None:
         raise UserError("give the message text, or --file FILE / --file - for a JSON item")
+    if sequence is not None and sequence < 1:
+        raise UserError(f"--sequence {sequence} must be a whole number from 1: 1, 2, 3, ... per message group")
     item: dict[str, Any] = {"message": {"S": message}}
     if subject is not None:
         item["subject"] = {"S": subject}
@@ -56,6 +61,8 @@ def build_item(
         item["messageGroupId"] = {"S": group_id}
     if dedup_id is not None:
         item["deduplicationId"] = {"S": dedup_id}
+    if sequence is not None:
+        item["messageSequence"] = {"N": str(sequence)}
     return item
 
 

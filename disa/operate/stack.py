@@ -27,6 +27,7 @@ class StackInfo:
     trigger_failure_queue_url: str
     payload_bucket: str  # where bodies too large to publish are stored (and producers may upload, under incoming/)
     key_arn: str  # the stack's KMS key: the table's, the topics' and the payload bucket's
+    groups_table: str  # FIFO topics: each message group's turn (kept with the items table)
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -51,6 +52,7 @@ class StackInfo:
             trigger_failure_queue_url=out["TriggerFailureQueueUrl"],
             payload_bucket=out["PayloadBucketName"],
             key_arn=out["KeyArn"],
+            groups_table=out["GroupsTableName"],
         )
 
     @property

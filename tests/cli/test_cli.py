@@ -71,6 +71,20 @@ def test_send_from_arguments_prints_the_key_of_a_well_formed_item(moto_stack, ca
     }
 
 
+@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
+def test_send_on_a_fifo_stack_carries_the_group_and_the_sequence_given(moto_stack, capsys):
+    code, out, _ = disa(
+        capsys, "send", "--stack", NAME_PREFIX, "first", "--group-id", "g-1", "--sequence", "1", "--key", "k-1"
+    )
+    assert (code, out.strip()) == (0, "k-1")
+    stored = moto_stack.item("k-1")
+    assert stored["messageGroupId"] == {"S": "g-1"} and stored["messageSequence"] == {"N": "1"}
+    assert "deduplicationId" not in stored
+
+    code, _, err = disa(capsys, "send", "--stack", NAME_PREFIX, "x", "--group-id", "g-1", "--sequence", "0")
+    assert code == 1 and err.startswith("disa: --sequence 0 must be a whole number from 1")
+
+
 @pytest.mark.parametrize(
     "document",
     [
@@ -151,6 +165,8 @@ def test_commands_on_a_missing_stack_say_what_to_do(moto_engine, capsys):
             ["deploy", "-p", "no-equals-sign", "--endpoint-url", "http://127.0.0.1:9"],
             "disa: --parameter 'no-equals-sign' must look like Name=Value\n",
         ),
+        (["chaos", "--groups", "5"], "disa: --groups applies to a FIFO run; add --fifo\n"),
+        (["chaos", "--fifo", "--groups", "0"], "disa: --groups must be at least 1\n"),
     ],
 )
 def test_mistakes_print_one_line_and_no_traceback(args, expected):

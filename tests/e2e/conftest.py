@@ -155,5 +155,6 @@ def second_stack(local_stack, tmp_path_factory) -> SecondStack:
         name, info.table, key_arn, nested, redeployed, status_after_redeploy, trigger_before, trigger_after, kept
     )
     # Retained by design; this session is done with it (as `disa destroy --delete-table` does).
-    ddb.update_table(TableName=info.table, DeletionProtectionEnabled=False)
-    ddb.delete_table(TableName=info.table)
+    for table in (info.table, info.groups_table):
+        ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+        ddb.delete_table(TableName=table)

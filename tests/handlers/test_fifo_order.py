@@ -195,7 +195,8 @@ def _as_if_lost_after_its_publish_right(stack, key: str, doubt_began: float) -> 
         TableName=stack.table,
         Key=stack.key(key),
         UpdateExpression=(
-            "SET #status = :pending, ambiguousSince = :since, dueShard = :shard, dueAt = :due "
+            "SET #status = :pending, ambiguousSince = :since, publishRightAt = :since, dueShard = :shard, "
+            "dueAt = :due "
             "REMOVE messageId, publishRight"
         ),
         ExpressionAttributeNames={"#status": Field.STATUS},
@@ -212,7 +213,7 @@ def _as_if_lost_after_its_publish_right(stack, key: str, doubt_began: float) -> 
 def test_a_lost_execution_is_published_again_only_inside_the_deduplication_window(moto_stack, pipeline):
     pipeline.insert(fifo_item("soon", "A", 1), fifo_item("late", "B", 1))
     pipeline.settle(feed_modifies=False)
-    _as_if_lost_after_its_publish_right(moto_stack, "soon", time.time() - 60)
+    _as_if_lost_after_its_publish_right(moto_stack, "soon", time.time() - dedup.TAKEOVER_AFTER_SECONDS)
     _as_if_lost_after_its_publish_right(moto_stack, "late", time.time() - dedup.REPUBLISH_WITHIN_SECONDS)
 
     report = pipeline.retry()
@@ -235,3 +236,15 @@ def test_a_lost_execution_is_published_again_only_inside_the_deduplication_windo
     late = moto_stack.item("late")
     assert Status.of(late) is Status.ABANDONED
     assert late[Field.STATUS_REASON]["S"].startswith("a publish of this message may have reached SNS at ")
+
+
+@fifo
+def test_an_item_past_its_short_lease_is_not_taken_over_while_its_execution_may_still_publish(moto_stack, pipeline):
+    pipeline.insert(fifo_item("a1", "A", 1), fifo_item("a2", "A", 2))
+    pipeline.settle(feed_modifies=False)
+    _as_if_lost_after_its_publish_right(moto_stack, "a1", time.time() - 30)
+    before = moto_stack.item("a1")
+
+    report = pipeline.retry()
+    assert report["still_publishing"] == 1 and report["started"] == 0
+    assert moto_stack.item("a1") == before, "neither claimed again nor ABANDONED, so a2 cannot overtake it"

@@ -98,7 +98,11 @@ def test_tasks_of_one_kind_share_one_retry_and_one_catch():
     assert {PUBLISH, UPDATE_ITEM, PUT_METRIC_DATA} <= repeated
     for kind in repeated - {PUBLISH}:  # the publish tasks: by topic type, above
         tasks = _tasks(kind)
-        handling = [(task["Retry"], task["TimeoutSeconds"]) for task in tasks.values()]
+        # A FIFO execution takes its right with short calls: its whole span is bounded
+        # (tests/templates/test_contracts.py), so the retry job can take the item over soon.
+        handling = [
+            (task["Retry"], task["TimeoutSeconds"]) for name, task in tasks.items() if name != "TakeFifoPublishRight"
+        ]
         assert all(h == handling[0] for h in handling), sorted(tasks)
         # Clearing a FIFO attempt's doubt may fail harmlessly (the next attempt only gets a
         # stricter deadline), so it goes on to the failure outcome instead of stopping.

@@ -151,19 +151,24 @@ def test_the_trigger_hears_of_every_item_of_a_group_becoming_final():
     assert image[SEQUENCE_ATTRIBUTE] == {"N": [{"exists": True}]}
 
 
+def _span_seconds(state: dict) -> float:
+    """From the ASL: a task's calls (1 + MaxAttempts, each up to TimeoutSeconds) and the
+    longest backoff between them."""
+    [rule] = state["Retry"]
+    waits = [
+        min(rule["MaxDelaySeconds"], rule["IntervalSeconds"] * rule["BackoffRate"] ** n)
+        for n in range(rule["MaxAttempts"])
+    ]
+    return (1 + rule["MaxAttempts"]) * state["TimeoutSeconds"] + sum(waits)
+
+
 def _fifo_publish_span_seconds() -> float:
-    """From the ASL: a FIFO publish task's calls (1 + MaxAttempts, each up to TimeoutSeconds)
-    and the longest backoff between them."""
-    states = json.loads(asl_text())["States"]
-    spans = set()
-    for state in states.values():
-        if state.get("Resource") == "arn:aws:states:::sns:publish" and "MessageGroupId.$" in state["Parameters"]:
-            [rule] = state["Retry"]
-            waits = [
-                min(rule["MaxDelaySeconds"], rule["IntervalSeconds"] * rule["BackoffRate"] ** n)
-                for n in range(rule["MaxAttempts"])
-            ]
-            spans.add((1 + rule["MaxAttempts"]) * state["TimeoutSeconds"] + sum(waits))
+    states = json.loads(asl_text())["States"].values()
+    spans = {
+        _span_seconds(state)
+        for state in states
+        if state.get("Resource") == "arn:aws:states:::sns:publish" and "MessageGroupId.$" in state["Parameters"]
+    }
     [span] = spans
     return span
 
@@ -179,6 +184,16 @@ def test_a_fifo_republish_ends_inside_the_deduplication_window():
         dedup.FIFO_PUBLISH_LEASE_SECONDS + one_retry_interval + dedup.START_MARGIN_SECONDS
         < dedup.REPUBLISH_WITHIN_SECONDS
     )
+    assert template("root-stack")["Rules"]["FifoRetriesComeInsideTheDeduplicationWindow"]
+
+
+def test_a_fifo_item_is_taken_over_only_after_its_execution_can_publish_no_more():
+    """From entering TakeFifoPublishRight, an execution's last SNS call starts within the
+    right's span and the publish span; the retry job waits that long (and the lease lasts it)."""
+    right = _span_seconds(json.loads(asl_text())["States"]["TakeFifoPublishRight"])
+    assert right == dedup.FIFO_RIGHT_SPAN_SECONDS
+    assert right + _fifo_publish_span_seconds() < dedup.TAKEOVER_AFTER_SECONDS
+    assert dedup.FIFO_PUBLISH_LEASE_SECONDS >= dedup.TAKEOVER_AFTER_SECONDS
 
 
 def test_trigger_failures_alarm_counts_messages_sent_not_messages_waiting():

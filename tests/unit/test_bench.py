@@ -8,7 +8,7 @@ import math
 import pytest
 
 from disa import cli
-from disa.drills.bench import Mode, Result, Run, paced, percentile, report
+from disa.drills.bench import Mode, Result, Run, fifo_position, paced, percentile, report
 
 pytestmark = pytest.mark.unit
 
@@ -113,9 +113,36 @@ def test_steady_report_warns_when_inserts_fell_behind_the_schedule():
         (["--mode", "burst", "--rate", "20"], "--rate applies to steady mode"),
         (["--rate", "0"], "--rate must be above 0"),
         (["--items", "0"], "--items must be at least 1"),
+        (["--groups", "5"], "--groups applies to a FIFO run; add --fifo"),
+        (["--fifo", "--groups", "0"], "--groups must be at least 1"),
+        (["--fifo", "--rate", "20"], "--fifo measures burst mode only"),
+        (["--fifo", "--recovery", "10"], "--fifo measures burst mode only"),
     ],
 )
 def test_bench_mistakes_are_one_line_before_any_engine_starts(capsys, args, expected):
     assert cli.main(["bench", *args]) != 0
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fifo_batch_is_dealt_round_robin_each_group_numbered_from_1_without_gaps():
+    positions = [fifo_position("b1", n, groups=10) for n in range(25)]
+    by_group: dict[str, list[int]] = {}
+    for position in positions:
+        by_group.setdefault(position.group, []).append(position.sequence)
+
+    assert len(by_group) == 10 and all(group.startswith("b1-") for group in by_group)
+    assert sorted(len(numbers) for numbers in by_group.values()) == [2] * 5 + [3] * 5
+    assert all(numbers == list(range(1, len(numbers) + 1)) for numbers in by_group.values())
+    assert fifo_position("b2", 0, 10).group != positions[0].group, "another batch, other groups"
+
+
+def test_fifo_burst_report_puts_both_topics_in_one_table_with_their_ratio():
+    fifo = run("disa-fifo", 30, [400.0] * 20)
+    fifo.groups = 10
+    text = report([Result(Mode.burst(), 20, [run("disa", 120, [100.0] * 20), fifo])])
+
+    rows = text.splitlines()[2:4]
+    assert [r.split()[0] for r in rows] == ["disa", "disa-fifo"]
+    assert "Disa on a FIFO topic (10 message groups) has 0.25 of the throughput of Disa on a standard topic" in text
+    assert "ceiling" not in text and "Seed" not in text

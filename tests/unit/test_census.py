@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.status import NO_STATUS, Status
 
 from disa.drills.census import take_census
@@ -97,3 +98,58 @@ def test_a_pointer_the_consumer_helper_cannot_read_breaks_the_guarantee():
     items = {"ok": item(Status.SUCCESSFUL, message_id="m")}
     census = take_census(items, list(items), Counter({"ok": 1}), NOW, unreadable=1)
     assert census.large_not_exact == [] and not census.holds()
+
+
+# FIFO topics: each group in messageSequence order, each message once.
+def fifo_census(received_order: list[str], statuses: dict[str, str] | None = None, attempts: int = 1):
+    """Keys a1-a3 in group "a", b1-b2 in group "b", SUCCESSFUL unless ``statuses`` says
+    otherwise; ``received_order``: what the FIFO queue returned, in order."""
+    positions = {f"{g}{n}": GroupPosition(g, n) for g, count in (("a", 3), ("b", 2)) for n in range(1, count + 1)}
+    statuses = statuses or {}
+    items = {key: item(statuses.get(key, Status.SUCCESSFUL), attempts, message_id="m") for key in positions}
+    return take_census(
+        items, list(items), Counter(received_order), NOW, positions=positions, received_order=received_order
+    )
+
+
+def test_fifo_groups_received_in_sequence_once_each_break_no_guarantee_and_are_reported():
+    # Groups interleave freely; a REJECTED item (b2) passes its turn and is never received.
+    census = fifo_census(["a1", "b1", "a2", "a3"], statuses={"b2": Status.REJECTED})
+
+    assert census.holds() and census.out_of_order == [] and census.subscriber_duplicates == []
+    rows = dict(census.rows())
+    assert rows["out of order within a group (received after a higher messageSequence)"] == "0"
+    assert rows["duplicates at the subscriber (copies beyond the first)"] == "0"
+    assert rows[Status.WAITING] == "0"
+
+
+def test_a_message_received_after_a_higher_sequence_of_its_group_is_out_of_order():
+    census = fifo_census(["a1", "a3", "b1", "a2", "b2"])
+
+    assert census.out_of_order == ["a2"]
+    assert not census.holds()
+    assert dict(census.rows())["out of order within a group (received after a higher messageSequence)"] == "1"
+
+
+def test_on_fifo_a_second_copy_breaks_the_guarantee_even_when_each_attempt_sent_one():
+    # Two attempts, two copies: the standard census allows it (at most one per attempt).
+    census = fifo_census(["a1", "a2", "a2", "a3", "b1", "b2"], attempts=2)
+
+    assert census.over_delivered == []
+    assert census.subscriber_duplicates == ["a2"] and census.out_of_order == []
+    assert not census.holds()
+
+
+def test_a_late_copy_of_an_earlier_message_is_both_a_duplicate_and_out_of_order():
+    census = fifo_census(["a1", "a2", "a1", "a3", "b1", "b2"], attempts=2)
+    assert census.subscriber_duplicates == ["a1"] and census.out_of_order == ["a1"]
+
+
+def test_waiting_items_are_not_settled_and_a_standard_census_has_no_fifo_lines():
+    census = fifo_census(["a1", "b1"], statuses={key: Status.WAITING for key in ("a2", "a3", "b2")})
+    assert census.unsettled == 3 and census.statuses[Status.WAITING] == 3 and census.holds()
+
+    standard = take_census({"k": item(Status.SUCCESSFUL, message_id="m")}, ["k"], Counter({"k": 1}), NOW)
+    labels = [label for label, _ in standard.rows()]
+    assert not any("within a group" in label or "at the subscriber" in label for label in labels)
+    assert Status.WAITING not in labels

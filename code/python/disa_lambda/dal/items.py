@@ -77,8 +77,12 @@ class ItemStore:
                 "#updated = :now, acceptedAt = :now, #reason = :reason",
                 "attribute_not_exists(#status)",
                 {
-                    **{name: value for name, value in _claim_values(claim, now_iso).items() if name != ":pending"},
                     ":waiting": {"S": Status.WAITING.value},
+                    ":attempt": {"N": str(claim.attempt)},
+                    ":token": {"S": claim.token},
+                    ":shard": {"S": claim.shard},
+                    ":due": {"N": str(claim.lease_until)},
+                    ":now": {"S": now_iso},
                     ":reason": {"S": reason},
                 },
                 names=("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#reason"),

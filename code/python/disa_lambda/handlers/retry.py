@@ -18,7 +18,7 @@ from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, retries, sweep
-from disa_lambda.logic.ordering import Sequencer
+from disa_lambda.logic.ordering import Sequencer, sequencer_for
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
@@ -40,10 +40,7 @@ class RetryDependencies:
     groups: GroupLedger
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
-        """FIFO topics only: what keeps each message group in order (logic/ordering.py)."""
-        if not self.settings.TOPIC_IS_FIFO:
-            return None
-        return Sequencer(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
+        return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
 
 
 @cache

@@ -26,7 +26,7 @@ from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, fanout, intake
-from disa_lambda.logic.ordering import Sequencer
+from disa_lambda.logic.ordering import Sequencer, sequencer_for
 from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.models.exceptions import ItemUnwritable
 from disa_lambda.models.settings import TriggerSettings
@@ -46,10 +46,7 @@ class TriggerDependencies:
     groups: GroupLedger
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
-        """FIFO topics only: what keeps each message group in order (logic/ordering.py)."""
-        if not self.settings.TOPIC_IS_FIFO:
-            return None
-        return Sequencer(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
+        return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
 
 
 @cache

@@ -27,11 +27,16 @@ DEDUPLICATION_WINDOW_SECONDS = 300
 FIFO_PUBLISH_SPAN_SECONDS = 65
 # The latest moment after ``ambiguousSince`` that an attempt may take its publish right.
 REPUBLISH_WITHIN_SECONDS = DEDUPLICATION_WINDOW_SECONDS - FIFO_PUBLISH_SPAN_SECONDS - 5
-# After taking its right, a FIFO execution holds the item this long (its dueAt): if it is
-# lost, the retry job claims the item again soon enough to repeat the publish inside the
-# window. An execution still running then is harmless: it publishes the same deduplication
-# id within the window, and its status writes fail on the newer claim's token.
-FIFO_PUBLISH_LEASE_SECONDS = 60
+# TakeFifoPublishRight's worst span: 3 calls of TimeoutSeconds 5 and 1 + 2 s of backoff.
+FIFO_RIGHT_SPAN_SECONDS = 18
+# An execution that entered TakeFifoPublishRight at publishRightAt makes its last SNS call
+# before this much later; only then may the retry job take the item over (claim it again,
+# or end it ABANDONED or REJECTED), so that a group's next message never overtakes it.
+TAKEOVER_AFTER_SECONDS = FIFO_RIGHT_SPAN_SECONDS + FIFO_PUBLISH_SPAN_SECONDS + 7
+# After taking its right, a FIFO execution holds the item this long from its launch (its
+# dueAt), at least TAKEOVER_AFTER_SECONDS: if it is lost, the retry job claims the item again
+# soon enough to repeat the publish inside the window.
+FIFO_PUBLISH_LEASE_SECONDS = 120
 # A deadline nearer than this when the retry job claims the item is not worth a start.
 START_MARGIN_SECONDS = 10
 
@@ -45,6 +50,12 @@ def republish_deadline(item: Mapping[str, Any]) -> float | None:
     return clock.epoch(since) + REPUBLISH_WITHIN_SECONDS
 
 
+def may_take_over(item: Mapping[str, Any], now: float) -> bool:
+    """Whether an execution that took this item's publish right can no longer publish."""
+    taken = item.get(Field.PUBLISH_RIGHT_AT, {}).get("S")
+    return taken is None or now >= clock.epoch(taken) + TAKEOVER_AFTER_SECONDS
+
+
 def too_late(deadline: float | None, now: float) -> bool:
     return deadline is not None and now >= deadline - START_MARGIN_SECONDS
 
@@ -56,6 +67,14 @@ def too_late_reason(item: Mapping[str, Any]) -> str:
         f"{DEDUPLICATION_WINDOW_SECONDS // 60}-minute deduplication window has passed: publishing again "
         "could deliver it twice; look for its disa.insertId at the subscribers before sending it again"
     )
+
+
+def doubt_note(item: Mapping[str, Any]) -> str:
+    """What an ABANDONED reason adds when a publish of the item may have reached SNS."""
+    since = item.get(Field.AMBIGUOUS_SINCE, {}).get("S")
+    if since is None:
+        return ""
+    return f"; a publish of it may have reached SNS at {since}: look for its disa.insertId at the subscribers"
 
 
 def execution_window(now: float, deadline: float | None) -> dict[str, str]:

@@ -24,6 +24,7 @@ class IntakeOutcome(StrEnum):
     START_DEFERRED = "start-deferred"
     WAITING = "waiting"  # FIFO: an earlier item of its group is not published yet
     TURN_PASSED = "turn-passed"  # FIFO: an item became final, so its group's next one may go
+    TURN_PASS_UNFINISHED = "turn-pass-unfinished"  # FIFO: more final items to pass than one wake-up does
     ABANDONED = "abandoned"
 
 
@@ -45,8 +46,9 @@ def handle_insert(
         image = change.get("NewImage") or {}
         status, position = Status.of(image), position_of(image)
         if position is not None and isinstance(status, Status) and status.is_final:
-            sequencer.wake(position.group, now)
-            return IntakeOutcome.TURN_PASSED
+            woken = sequencer.wake(position.group, now)
+            unfinished = getattr(woken, "unfinished", False)
+            return IntakeOutcome.TURN_PASS_UNFINISHED if unfinished else IntakeOutcome.TURN_PASSED
     if record.get("eventName") != "INSERT":
         # The mapping's filter keeps these out; one that slips through is not Disa's to send.
         return IntakeOutcome.IGNORED
@@ -100,19 +102,21 @@ def take_in(
     arrival = None
     if problem is None and position is not None:
         arrival = sequencer.arrive(key, position)
-        problem = _ARRIVAL_PROBLEMS.get(arrival, "").format(position=position)
+        problem = _ARRIVAL_PROBLEMS.get(arrival.arrival, "").format(position=position)
     if problem:
-        if position is not None and arrival is not Arrival.TAKEN:
+        if position is not None and (arrival is None or arrival.arrival is not Arrival.TAKEN):
             sequencer.hold_slot(key, position)  # so that its group passes over it
-        store.reject(key, problem, now_iso, body.get(Field.CLAIM_TOKEN))
+        if not store.reject(key, problem, now_iso, body.get(Field.CLAIM_TOKEN)):
+            return IntakeOutcome.ALREADY_HANDLED  # claimed since (a redelivered record, the sweep)
         return IntakeOutcome.REJECTED
-    if arrival is Arrival.LATER:
-        waited = sequencer.wait(key, position, now)
-        if waited is None:
-            return IntakeOutcome.ALREADY_HANDLED
-        return IntakeOutcome.WAITING if waited is Status.WAITING else _OUTCOME_OF[waited]
+    if arrival is not None and arrival.arrival is Arrival.LATER:
+        promoted = sequencer.wait(key, position, arrival.turn, now)
+        return IntakeOutcome.WAITING if promoted is None else _OUTCOME_OF[promoted]
     if not store.claim_new(key, claim, now_iso):
-        # A redelivered record, the sweep came first, or the item was deleted.
+        # A redelivered record, the sweep came first, or the item was deleted. A FIFO item
+        # may be WAITING from an earlier record although its turn has come: claim it now.
+        if arrival is not None:
+            sequencer.wake(position.group, now)
         return IntakeOutcome.ALREADY_HANDLED
     launched = launch.launch(
         key, claim, publish, staging, settings, store, workflow, payload_store, now, time_left_ms, document

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from disa_lambda.logic import attempts, clock, launch
 from disa_lambda.logic.ports import GroupLedgerPort, OrderingStore, PayloadStore, Starter
-from disa_lambda.models.group import GroupPosition, position_of
+from disa_lambda.models.group import AbandonedInGroup, GroupPosition, position_of
 from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import Field, Status
 
@@ -45,10 +45,20 @@ class Arrival(StrEnum):
 
 
 @dataclass(frozen=True)
+class Turn:
+    """Where an arriving item stands: ``turn`` is the sequence its group may publish now."""
+
+    arrival: Arrival
+    turn: int
+
+
+@dataclass(frozen=True)
 class Blocked:
-    """Why a group's next item cannot be published yet, in words for statusReason."""
+    """Why a group's next item cannot be published yet, in words for statusReason;
+    ``unfinished``: more final items are left to pass over (the next wake-up goes on)."""
 
     reason: str
+    unfinished: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,29 +71,30 @@ class Sequencer:
     rng: random.Random
     time_left_ms: Callable[[], int]
 
-    def arrive(self, key: Mapping[str, Any], position: GroupPosition) -> Arrival:
+    def arrive(self, key: Mapping[str, Any], position: GroupPosition) -> Turn:
         if not self.ledger.take_slot(position, key):
-            return Arrival.TAKEN
+            return Turn(Arrival.TAKEN, 0)
         turn = self.ledger.next_sequence(position.group)
         if position.sequence < turn:
-            return Arrival.PASSED
-        return Arrival.HEAD if position.sequence == turn else Arrival.LATER
+            return Turn(Arrival.PASSED, turn)
+        return Turn(Arrival.HEAD if position.sequence == turn else Arrival.LATER, turn)
 
     def hold_slot(self, key: Mapping[str, Any], position: GroupPosition) -> None:
         """A REJECTED item keeps its sequence number, so its group can pass over it."""
         self.ledger.take_slot(position, key)
 
-    def wait(self, key: Mapping[str, Any], position: GroupPosition, now: float) -> launch.Launched | Status | None:
+    def wait(self, key: Mapping[str, Any], position: GroupPosition, turn: int, now: float) -> launch.Launched | None:
         """Mark an arriving item WAITING, then look at the turn again (it may have come
-        meanwhile). None if the item already had a status (a redelivered record)."""
+        meanwhile). None if it is WAITING now, or already had a status (a redelivered
+        record: whoever wrote that status takes it on)."""
         claim = attempts.plan_claim(key, 0, now, self.settings, self.rng)
         claim = dataclasses.replace(claim, lease_until=int(now) + self._recheck_delay(0))
-        reason = f"waits for its turn: {self._turn_reason(position.group)}"
+        reason = f"waits for its turn: {_not_published(position.group, turn)}"
         if not self.store.wait(key, claim, reason, clock.iso(now)):
             return None
         if self.ledger.next_sequence(position.group) == position.sequence:
             return self._promote(key, claim.token, now)
-        return Status.WAITING
+        return None
 
     def wake(self, group: str, now: float) -> launch.Launched | Blocked:
         """Pass the group's turn over every final item and claim the item whose turn it is
@@ -92,33 +103,39 @@ class Sequencer:
             turn = self.ledger.next_sequence(group)
             holder = self.ledger.holder(group, turn)
             if holder is None:
-                return Blocked(f"sequence {turn} of message group {group!r} has not been inserted yet")
+                return Blocked(
+                    f"sequence {turn} of message group {group!r} has not been inserted yet (or was REJECTED "
+                    "without a readable messageGroupId and messageSequence): insert it"
+                )
             item = self.store.read(holder)
-            status = None if item is None else Status.of(item)
+            # Deleted by its owner, or re-inserted under the same key with another place: the
+            # insert that held this number will never be published.
+            gone = item is None or position_of(item) != GroupPosition(group, turn)
+            status = None if gone else Status.of(item)
             if status is Status.WAITING:
                 return self._promote(holder, item[Field.CLAIM_TOKEN]["S"], now)
-            if item is not None and not self._passes_turn(status):
+            if not gone and not self._passes_turn(status):
                 return Blocked(f"sequence {turn} of message group {group!r} is {status or 'not taken in yet'}")
-            # Final, or deleted by its owner (it will never be published): the next one's turn.
             self.ledger.advance(group, turn)
-        return Blocked(f"message group {group!r} has more than {MAX_TURNS_PASSED} final items to pass over")
+        return Blocked(f"message group {group!r} has more final items to pass over", unfinished=True)
 
-    def recheck(self, key: Mapping[str, Any], token: str, now: float) -> launch.Launched | Status:
+    def recheck(self, key: Mapping[str, Any], token: str, now: float) -> launch.Launched | None:
         """The retry job found a WAITING item due: mend its group's turn, and check again
-        later if it is still not this item's."""
+        later if it is still not this item's. None while it keeps waiting."""
         item = self.store.read(key)
         position = None if item is None else position_of(item)
         if item is None or position is None or Status.of(item) is not Status.WAITING:
             return launch.Launched.LOST_RACE
         woken = self.wake(position.group, now)
-        if isinstance(woken, launch.Launched) and self.ledger.next_sequence(position.group) == position.sequence:
+        turn = self.ledger.next_sequence(position.group)
+        if isinstance(woken, launch.Launched) and turn == position.sequence:
             return woken  # it was this item's turn
-        reason = woken.reason if isinstance(woken, Blocked) else self._turn_reason(position.group)
+        reason = woken.reason if isinstance(woken, Blocked) else _not_published(position.group, turn)
         waited = now - clock.epoch(item[Field.ACCEPTED_AT]["S"])
         self.store.keep_waiting(
             key, token, int(now) + self._recheck_delay(waited), f"waits for its turn: {reason}", clock.iso(now)
         )
-        return Status.WAITING
+        return None
 
     def _promote(self, key: Mapping[str, Any], token: str, now: float) -> launch.Launched:
         return launch.relaunch(
@@ -137,14 +154,30 @@ class Sequencer:
 
     def _passes_turn(self, status: Status | str | None) -> bool:
         if status is Status.ABANDONED:
-            return self.settings.FIFO_ABANDONED_ITEMS != "hold"
+            return self.settings.FIFO_ABANDONED_ITEMS != AbandonedInGroup.HOLD
         return status in (Status.SUCCESSFUL, Status.REJECTED)
-
-    def _turn_reason(self, group: str) -> str:
-        return f"sequence {self.ledger.next_sequence(group)} of message group {group!r} is not published yet"
 
     def _recheck_delay(self, waited: float) -> int:
         """The longer an item has waited, the less often it is checked (the wake-up is the
         stream's job; this only mends a missed one): from the retry base delay up to its cap."""
         settings = self.settings
         return int(max(settings.RETRY_BASE_DELAY_SECONDS, min(settings.RETRY_MAX_DELAY_SECONDS, waited)))
+
+
+def _not_published(group: str, turn: int) -> str:
+    return f"sequence {turn} of message group {group!r} is not published yet"
+
+
+def sequencer_for(
+    settings: PublishingSettings,
+    ledger: GroupLedgerPort,
+    store: OrderingStore,
+    workflow: Starter,
+    payload_store: PayloadStore,
+    rng: random.Random,
+    time_left_ms: Callable[[], int],
+) -> Sequencer | None:
+    """What keeps each message group in order, on FIFO topics only (None on a standard one)."""
+    if not settings.TOPIC_IS_FIFO:
+        return None
+    return Sequencer(settings, ledger, store, workflow, payload_store, rng, time_left_ms)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Mapping
 
-from disa_lambda.logic import clock, fanout, launch
+from disa_lambda.logic import clock, dedup, fanout, launch
 from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, PayloadStore, ShardLeases, Starter
 from disa_lambda.models.settings import RetrySettings
@@ -29,6 +29,7 @@ class RetryOutcome(StrEnum):
     LOST_RACE = "lost_races"
     START_DEFERRED = "start_deferred"
     STILL_WAITING = "still_waiting"  # FIFO: a WAITING item whose turn has not come
+    STILL_PUBLISHING = "still_publishing"  # FIFO: past its lease, but its execution may still publish
 
 
 @dataclass
@@ -40,6 +41,7 @@ class RetryReport:
     lost_races: int = 0
     start_deferred: int = 0
     still_waiting: int = 0
+    still_publishing: int = 0
     failed: int = 0
     shards_done: list[int] = field(default_factory=list)
     shards_busy: list[int] = field(default_factory=list)
@@ -187,14 +189,23 @@ def _retry_one(
     now_iso = clock.iso(now)
     if status == Status.WAITING.value and sequencer is not None:
         # (A WAITING item on a stack since made standard falls through and is published now.)
-        checked = sequencer.recheck(key, token, now)
-        return RetryOutcome.STILL_WAITING if checked is Status.WAITING else _OUTCOME_OF[checked]
+        promoted = sequencer.recheck(key, token, now)
+        return RetryOutcome.STILL_WAITING if promoted is None else _OUTCOME_OF[promoted]
+    current = None
+    if settings.TOPIC_IS_FIFO and status == Status.PENDING.value:
+        # Its lease is short (logic/dedup.py): take it over only once its execution, if it
+        # took its publish right, can publish no more.
+        current = store.read(key)
+        if current is not None and not dedup.may_take_over(current, now):
+            return RetryOutcome.STILL_PUBLISHING
     if attempt >= settings.MAX_ATTEMPTS:
         reason = (
             f"gave up after {attempt} attempts: the last one recorded no outcome within its lease"
             if status == Status.PENDING.value
             else f"gave up after {attempt} attempts"
         )
+        if settings.TOPIC_IS_FIFO:
+            reason += dedup.doubt_note(current or store.read(key) or {})
         if store.finish_unclaimable(key, status, token, Status.ABANDONED, reason, now_iso):
             return RetryOutcome.ABANDONED
         return RetryOutcome.LOST_RACE

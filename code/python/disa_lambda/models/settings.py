@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Mapping
 
 from disa_lambda.models.exceptions import SettingsError
+from disa_lambda.models.group import AbandonedInGroup
 
 # Read by Powertools itself, not by Disa's code; declared here so the template check
 # knows every variable a function receives has a reader.
@@ -81,7 +82,7 @@ class PublishingSettings:
     PAYLOAD_OFFLOAD_THRESHOLD: int  # bytes of message + attributes above which the body goes to S3; "always" is 0
     PAYLOAD_MAX_BYTES: int
     GROUPS_TABLE_NAME: str  # FIFO topics: the group ledger (dal/groups.py)
-    FIFO_ABANDONED_ITEMS: str  # FIFO topics: an ABANDONED item keeps its group waiting ("hold") or not ("release")
+    FIFO_ABANDONED_ITEMS: AbandonedInGroup  # FIFO topics: an ABANDONED item holds its group, or releases it
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
@@ -89,7 +90,7 @@ class PublishingSettings:
         if fifo not in ("true", "false"):
             raise SettingsError(f"TOPIC_IS_FIFO={fifo!r} must be 'true' or 'false'")
         abandoned = env.get("FIFO_ABANDONED_ITEMS", "")
-        if abandoned not in ("release", "hold"):
+        if abandoned not in set(AbandonedInGroup):
             raise SettingsError(f"FIFO_ABANDONED_ITEMS={abandoned!r} must be 'release' or 'hold'")
         base = _int(env, "RETRY_BASE_DELAY_SECONDS", 1)
         ceiling = _int(env, "RETRY_MAX_DELAY_SECONDS", 1)
@@ -110,7 +111,7 @@ class PublishingSettings:
             "PAYLOAD_OFFLOAD_THRESHOLD": _threshold(env, "PAYLOAD_OFFLOAD_THRESHOLD"),
             "PAYLOAD_MAX_BYTES": _int(env, "PAYLOAD_MAX_BYTES", 1),
             "GROUPS_TABLE_NAME": _str(env, "GROUPS_TABLE_NAME"),
-            "FIFO_ABANDONED_ITEMS": abandoned,
+            "FIFO_ABANDONED_ITEMS": AbandonedInGroup(abandoned),
         }
 
     @classmethod
