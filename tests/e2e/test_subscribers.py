@@ -148,7 +148,7 @@ def test_every_stage_of_every_processed_message_has_a_latency(local_stack, subsc
         assert 0 <= row["p50"] <= row["p95"] <= row["p99"]
 
 
-def test_a_fifo_subscriber_on_a_fifo_stack_receives_each_message_once_with_its_group(local_stack):
+def test_a_fifo_subscriber_on_a_fifo_stack_receives_each_message_once_with_its_group_in_order(local_stack):
     clients, name = local_stack.clients, "disa-e2e-fifo"
     stacks.deploy(
         clients, name, local_stack.packaged, {**PARAMETERS, "NamePrefix": name, "TopicType": "fifo"}, log=quiet
@@ -159,8 +159,9 @@ def test_a_fifo_subscriber_on_a_fifo_stack_receives_each_message_once_with_its_g
         ledger = SubscriberInfo.of(clients, name, "ledger")
         assert ledger.queue.fifo and ledger.queue.url.endswith(".fifo")
         sent = {f"{group}-{n}": group for group in ("g1", "g2") for n in range(4)}
-        for key, group in sent.items():
-            items.send(clients, info, items.build_item(f"{key} body", None, [], group, None), key)
+        for key, group in reversed(sent.items()):  # inserted last first: the sequence decides
+            sequence = int(key.split("-")[1]) + 1
+            items.send(clients, info, items.build_item(f"{key} body", None, [], group, None, sequence), key)
         delivered: list[dict] = []
         deadline = time.monotonic() + 60
         while len(delivered) < len(sent) and time.monotonic() < deadline:
@@ -168,6 +169,9 @@ def test_a_fifo_subscriber_on_a_fifo_stack_receives_each_message_once_with_its_g
         delivered += received_messages(clients("sqs"), ledger.queue.url, wait_seconds=2)  # any duplicate
         groups = {m["Body"].split()[0]: m["Attributes"]["MessageGroupId"] for m in delivered}
         assert groups == sent and len(delivered) == len(sent), "each message once, in its group"
+        for group in ("g1", "g2"):
+            in_group = [m["Body"].split()[0] for m in delivered if m["Attributes"]["MessageGroupId"] == group]
+            assert in_group == [f"{group}-{n}" for n in range(4)], "in messageSequence order"
     finally:
         if subscribers(clients, name):
             unsubscribe(clients, name, "ledger", discard=True, log=quiet)

@@ -63,8 +63,8 @@ class MotoStack:
         }
         self.payload_bucket, self.upload_bucket = self._create_buckets()
         self.table = self._create_table()
-        self.job_state_table = self._create_job_state_table()
-        self.groups_table = self._create_groups_table()
+        self.job_state_table = self._create_key_only_table("JobStateTable")
+        self.groups_table = self._create_key_only_table("GroupsTable")
         self.topic_arn = self._create_topic()
         self.queue_url, self.envelope_queue_url = self._subscribe_queues()
         self.state_machine_arn = self._create_state_machine()
@@ -93,18 +93,9 @@ class MotoStack:
         )
         return props["TableName"]
 
-    def _create_job_state_table(self) -> str:
-        props = resolve(resources("table", "AWS::DynamoDB::Table")["JobStateTable"]["Properties"], self.params)
-        self.clients["dynamodb"].create_table(
-            TableName=props["TableName"],
-            BillingMode=props["BillingMode"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-        )
-        return props["TableName"]
-
-    def _create_groups_table(self) -> str:
-        props = resolve(resources("table", "AWS::DynamoDB::Table")["GroupsTable"]["Properties"], self.params)
+    def _create_key_only_table(self, logical_id: str) -> str:
+        """One of the stack's small tables (jobs, groups): its key schema, nothing more."""
+        props = resolve(resources("table", "AWS::DynamoDB::Table")[logical_id]["Properties"], self.params)
         self.clients["dynamodb"].create_table(
             TableName=props["TableName"],
             BillingMode=props["BillingMode"],
