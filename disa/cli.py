@@ -20,7 +20,7 @@ from disa.deploy import packaging, stacks, subscribers
 from disa.drills import bench, chaos, demo, recovery
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
-from disa.operate import cost, items, redrive
+from disa.operate import cost, groups, items, redrive
 from disa.operate import subscribers as subscriber_stacks
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("retry", parents=[common, stack], help="run the retry job now")
+    group = commands.add_parser(
+        "group", parents=[common, stack], help="FIFO: a message group's turn (show), or release one held by ABANDONED"
+    )
+    group.add_argument("action", choices=["show", "release"])
+    group.add_argument("group", metavar="GROUP", help="the messageGroupId")
     fault = commands.add_parser("fault", parents=[common, stack], help="inject a fault: sns-outage on|off")
     fault.add_argument("fault", choices=["sns-outage"])
     fault.add_argument("switch", choices=["on", "off"])
@@ -362,6 +367,15 @@ def _retry(clients: Clients, args: argparse.Namespace) -> int:
     return 0
 
 
+def _group(clients: Clients, args: argparse.Namespace) -> int:
+    info = StackInfo.of(clients, args.stack)
+    if args.action == "release":
+        print(groups.release(clients, info, args.group))
+    else:
+        _print_table([groups.show(clients, info, args.group)])
+    return 0
+
+
 def _fault(clients: Clients, args: argparse.Namespace) -> int:
     topic_arn = StackInfo.of(clients, args.stack).topic_arn
     # An endpoint is a local engine, which does not enforce topic policies (drills/faults.py).
@@ -449,6 +463,7 @@ COMMANDS = {
     "send": _send,
     "status": _status,
     "retry": _retry,
+    "group": _group,
     "fault": _fault,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,

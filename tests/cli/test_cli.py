@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
 import pytest
-from disa_lambda.models.status import Status
+from disa_lambda.dal.groups import GroupLedger
+from disa_lambda.models.group import GroupPosition
+from disa_lambda.models.status import Field, Status
 
 from disa import cli
 from disa.common.aws import Target
@@ -270,3 +273,46 @@ def test_subscriber_names_stay_within_awss_queue_and_function_name_limits(queue_
     subscribers._check_names(prefix, subscribers.Subscription("n" * (longest - 31), handler=handler), queue_type)
     with pytest.raises(UserError, match=f"together they may have {longest} characters"):
         subscribers._check_names(prefix, subscribers.Subscription("n" * (longest - 30), handler=handler), queue_type)
+
+
+def _in_group(stack, key: str, sequence: int, status: Status) -> None:
+    """An item of group A at ``sequence``, holding its slot in the groups table."""
+    GroupLedger(stack.groups_table, stack.clients["dynamodb"]).take_slot(GroupPosition("A", sequence), stack.key(key))
+    stack.put(
+        {
+            **stack.key(key),
+            "message": {"S": f"body of {key}"},
+            "messageGroupId": {"S": "A"},
+            "messageSequence": {"N": str(sequence)},
+            "status": {"S": status},
+            "statusReason": {"S": f"{key} is {status}"},
+            "claimToken": {"S": "c" * 32},
+            "dueShard": {"S": "1"},
+            "dueAt": {"N": "9999999999"},
+        }
+    )
+
+
+@pytest.mark.parametrize("moto_stack", ["fifo-hold"], indirect=True)
+def test_group_release_passes_an_abandoned_head_and_makes_the_next_item_due(moto_stack, capsys):
+    _in_group(moto_stack, "a1", 1, Status.ABANDONED)
+    _in_group(moto_stack, "a2", 2, Status.WAITING)
+    code, out, _ = disa(capsys, "group", "show", "A", "--stack", NAME_PREFIX)
+    assert code == 0 and out.splitlines()[1].split()[:4] == ["A", "1", "a1", "ABANDONED"]
+
+    code, out, _ = disa(capsys, "group", "release", "A", "--stack", NAME_PREFIX)
+    assert code == 0 and out.startswith("message group 'A' released past sequence 1 (item a1, ABANDONED)")
+    assert GroupLedger(moto_stack.groups_table, moto_stack.clients["dynamodb"]).next_sequence("A") == 2
+    assert int(moto_stack.item("a2")[Field.DUE_AT]["N"]) <= time.time(), "the next retry run claims it"
+
+    code, _, err = disa(capsys, "group", "release", "A", "--stack", NAME_PREFIX)
+    assert code == 1
+    assert err == (
+        "disa: sequence 2 of message group 'A' is WAITING, not ABANDONED: "
+        "only a group held by an ABANDONED item can be released\n"
+    )
+
+
+def test_group_commands_on_a_standard_stack_say_there_are_no_groups(moto_stack, capsys):
+    code, _, err = disa(capsys, "group", "show", "A", "--stack", NAME_PREFIX)
+    assert (code, err) == (1, f"disa: stack {NAME_PREFIX} publishes to a standard topic: it has no message groups\n")
