@@ -88,7 +88,8 @@ def test_emf_lines_become_metrics_at_their_timestamp_with_percentiles_over_every
     clients = local_cloud.clients()
     cloudwatch, namespace = clients("cloudwatch"), _unique("DisaCanary/Emf")
     # Ten minutes ago: a metric stored at invocation time instead would miss the query's minute.
-    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    # At second 10 of it, so that the second line (a second later) falls in the same minute.
+    at = (datetime.now(UTC) - timedelta(minutes=10)).replace(second=10, microsecond=0)
     stage = {"Stage": "publish"}
     lines = [
         _emf(namespace, at, [["Stage"], []], {"Latency": "Milliseconds"}, Stage="publish", Latency=list(range(1, 101))),
