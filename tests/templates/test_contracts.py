@@ -184,7 +184,9 @@ def test_a_fifo_republish_ends_inside_the_deduplication_window():
         dedup.FIFO_PUBLISH_LEASE_SECONDS + one_retry_interval + dedup.START_MARGIN_SECONDS
         < dedup.REPUBLISH_WITHIN_SECONDS
     )
-    assert template("root-stack")["Rules"]["FifoRetriesComeInsideTheDeduplicationWindow"]
+    rule = template("root-stack")["Rules"]["FifoRetriesComeInsideTheDeduplicationWindow"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "TopicType"}, "fifo"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "RetryIntervalMinutes"}, "1"]}]
 
 
 def test_a_fifo_item_is_taken_over_only_after_its_execution_can_publish_no_more():

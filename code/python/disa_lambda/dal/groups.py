@@ -8,7 +8,7 @@ is; (``group``, ``position`` n) is slot n, ``item`` the key of the item that too
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -27,8 +27,8 @@ class GroupLedger:
     def take_slot(self, position: GroupPosition, key: Mapping[str, Any]) -> bool:
         """Record ``key`` as the holder of its sequence number. True if the slot is this
         item's (now, or already: a redelivered record); False if another item holds it."""
-        try:
-            self._client.put_item(
+        return self._conditionally(
+            lambda: self._client.put_item(
                 TableName=self._table,
                 Item={
                     **self._row(position.group, position.sequence),
@@ -39,12 +39,9 @@ class GroupLedger:
                 ConditionExpression="attribute_not_exists(#holder) OR #holder = :holder",
                 ExpressionAttributeNames={"#holder": "holder"},
                 ExpressionAttributeValues={":holder": {"S": _canonical(key)}},
-            )
-        except ClientError as error:
-            if clients.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"taking {position.describe()} failed: {error}") from error
-        return True
+            ),
+            f"taking {position.describe()}",
+        )
 
     def holder(self, group: str, sequence: int) -> dict[str, Any] | None:
         """The key of the item holding a slot, or None while no item took it."""
@@ -62,19 +59,27 @@ class GroupLedger:
         condition = "#next = :past"
         if past == FIRST_SEQUENCE:
             condition = f"attribute_not_exists(#next) OR {condition}"
-        try:
-            self._client.update_item(
+        return self._conditionally(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key=self._row(group, CURSOR_POSITION),
                 UpdateExpression="SET #next = :after",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#next": "next"},
                 ExpressionAttributeValues={":past": {"N": str(past)}, ":after": {"N": str(past + 1)}},
-            )
+            ),
+            f"moving the turn of message group {group!r}",
+        )
+
+    @staticmethod
+    def _conditionally(write: Callable[[], Any], what: str) -> bool:
+        """Run a conditional write: False when its condition failed."""
+        try:
+            write()
         except ClientError as error:
             if clients.error_code(error) == "ConditionalCheckFailedException":
                 return False
-            raise StoreUnavailable(f"moving the turn of message group {group!r} failed: {error}") from error
+            raise StoreUnavailable(f"{what} failed: {error}") from error
         return True
 
     def _get(self, group: str, position: int) -> dict[str, Any] | None:

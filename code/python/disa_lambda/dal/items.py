@@ -36,9 +36,10 @@ _CLAIM = (
 _CLAIM_NAMES = ("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#right")
 
 
-def _claim_values(claim: Claim, now_iso: str) -> dict[str, Any]:
+def _claim_values(claim: Claim, now_iso: str, status: Status = Status.PENDING) -> dict[str, Any]:
+    """The values of a claim's write; ``status`` is bound to ``:pending`` or ``:waiting``."""
     return {
-        ":pending": {"S": Status.PENDING.value},
+        f":{status.value.lower()}": {"S": status.value},
         ":attempt": {"N": str(claim.attempt)},
         ":token": {"S": claim.token},
         ":shard": {"S": claim.shard},
@@ -76,15 +77,7 @@ class ItemStore:
                 "SET #status = :waiting, #attempt = :attempt, #token = :token, #shard = :shard, #due = :due, "
                 "#updated = :now, acceptedAt = :now, #reason = :reason",
                 "attribute_not_exists(#status)",
-                {
-                    ":waiting": {"S": Status.WAITING.value},
-                    ":attempt": {"N": str(claim.attempt)},
-                    ":token": {"S": claim.token},
-                    ":shard": {"S": claim.shard},
-                    ":due": {"N": str(claim.lease_until)},
-                    ":now": {"S": now_iso},
-                    ":reason": {"S": reason},
-                },
+                {**_claim_values(claim, now_iso, Status.WAITING), ":reason": {"S": reason}},
                 names=("#status", "#attempt", "#token", "#shard", "#due", "#updated", "#reason"),
                 returns="NONE",
             )

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, Callable, Mapping
 
 from disa_lambda.logic import attempts, clock, launch, payloads
-from disa_lambda.logic.ordering import Arrival, Sequencer
+from disa_lambda.logic.ordering import Arrival, Blocked, Sequencer
 from disa_lambda.logic.ports import IntakeStore, PayloadStore, Starter
 from disa_lambda.logic.validation import find_problem
 from disa_lambda.models.exceptions import ItemUnpublishable, MalformedStreamRecord
@@ -47,7 +47,7 @@ def handle_insert(
         status, position = Status.of(image), position_of(image)
         if position is not None and isinstance(status, Status) and status.is_final:
             woken = sequencer.wake(position.group, now)
-            unfinished = getattr(woken, "unfinished", False)
+            unfinished = isinstance(woken, Blocked) and woken.unfinished
             return IntakeOutcome.TURN_PASS_UNFINISHED if unfinished else IntakeOutcome.TURN_PASSED
     if record.get("eventName") != "INSERT":
         # The mapping's filter keeps these out; one that slips through is not Disa's to send.
