@@ -28,6 +28,7 @@ ACCOUNT = "123456789012"  # moto's
 NAME_PREFIX = "disa-test"
 NAMESPACE = "Disa"
 KEY_NAME = "id"
+SECONDARY_REGION = "us-west-2"  # two regions: the region that does not own at first
 
 
 def resolve(value: Any, params: dict[str, str]) -> Any:
@@ -48,6 +49,8 @@ class MotoStack:
     topic_type: str = "standard"
     max_attempts: int = 3
     fifo_abandoned_items: str = "release"
+    # Two regions: this stack plays the primary, and the ownership table says who publishes.
+    two_regions: bool = False
     clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,8 @@ class MotoStack:
         self.table = self._create_table()
         self.job_state_table = self._create_key_only_table("JobStateTable")
         self.groups_table = self._create_key_only_table("GroupsTable")
+        self.ownership_table = self._create_key_only_table("OwnershipTable") if self.two_regions else ""
+        self.primary_region = REGION if self.two_regions else ""
         self.topic_arn = self._create_topic()
         self.queue_url, self.envelope_queue_url = self._subscribe_queues()
         self.state_machine_arn = self._create_state_machine()
@@ -172,6 +177,8 @@ class MotoStack:
         outputs = {
             "TableName": self.table,
             "GroupsTableName": self.groups_table,
+            "OwnershipTableName": self.ownership_table,
+            "Regions": f"{REGION},{SECONDARY_REGION}" if self.two_regions else REGION,
             "KeyAttributeName": KEY_NAME,
             "KeyAttributeType": "S",
             "MessageTopicArn": self.topic_arn,
@@ -239,6 +246,8 @@ class MotoStack:
                 "PayloadSourceBuckets": self.upload_bucket,
                 "PayloadOffloadThreshold": "262144",
                 "PayloadMaxBytes": "2147483648",
+                "OwnershipTableName": self.ownership_table,
+                "PrimaryRegion": self.primary_region,
             },
         )
         return {name: str(value) for name, value in values.items()}

@@ -61,7 +61,7 @@ def _roles(source_buckets: str = "") -> _Evaluator:
             "TableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-items",
             "JobStateTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-jobs",
             "GroupsTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-groups",
-            "StreamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-items/stream/2026-01-01T00:00:00.000",
+            "OwnershipTableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-ownership",
             "MessageTopicArn": "arn:aws:sns:us-east-1:123456789012:disa-messages",
             "MetricNamespace": "Disa",
         },

@@ -1,7 +1,12 @@
-"""Scheduled retry job: redrives every due item, then reports one batch of metrics."""
+"""Scheduled retry job: redrives every due item, then reports one batch of metrics.
+
+Two regions: only the owning region runs it (the other returns at once), and `disa failover`
+invokes it with a takeover event to sweep a segment for the items the old owner left.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -14,6 +19,7 @@ from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.dal.items import ItemStore
 from disa_lambda.dal.job_state import JobState
 from disa_lambda.dal.metrics import MetricsSink
+from disa_lambda.dal.ownership import Ownership
 from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
@@ -23,6 +29,7 @@ from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
 _rng = random.SystemRandom()
+TAKEOVER = "takeover"  # {"takeover": {"segment": i, "segments": n, "startKey": key or null}}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class RetryDependencies:
     metrics: MetricsSink
     job_state: JobState
     groups: GroupLedger
+    ownership: Ownership
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
         return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
@@ -56,12 +64,19 @@ def dependencies() -> RetryDependencies:
         metrics=MetricsSink(settings.METRIC_NAMESPACE, settings.METRIC_STACK_NAME),
         job_state=JobState(settings.JOB_STATE_TABLE_NAME),
         groups=GroupLedger(settings.GROUPS_TABLE_NAME),
+        ownership=Ownership(settings.OWNERSHIP_TABLE_NAME, os.environ["AWS_REGION"], settings.PRIMARY_REGION),
     )
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps, remaining_ms = dependencies(), context.get_remaining_time_in_millis
+    if not deps.ownership.owns():
+        owner = deps.ownership.record().owner
+        logger.info("retry run skipped: another region owns publishing", owner=owner)
+        return {"skipped": True, "owner": owner}
+    if TAKEOVER in event:
+        return _take_over(deps, event[TAKEOVER], remaining_ms)
     sweep_budget_ms = 1000 * deps.settings.SWEEP_SECONDS_PER_RUN if deps.settings.SWEEP_SEGMENTS else 0
 
     def left_for_retries() -> int:
@@ -96,3 +111,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = {**asdict(report), "sweep": asdict(swept)}
     logger.info("retry run finished", **result)
     return result
+
+
+def _take_over(deps: RetryDependencies, request: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+    segments = int(request["segments"])
+    segment = int(request["segment"])
+    if not 0 <= segment < segments:
+        raise ValueError(f"takeover segment {segment} is not in 0..{segments - 1}")
+    report = sweep.take_over(
+        deps.settings,
+        deps.unstatused,
+        deps.store,
+        deps.workflow,
+        deps.payloads,
+        segment,
+        segments,
+        request.get("startKey"),
+        clock.now,
+        _rng,
+        remaining_ms,
+    )
+    result = asdict(report)
+    logger.info("takeover sweep finished", **{k: v for k, v in result.items() if k != "next_key"})
+    return {"nextKey": result.pop("next_key"), **result}

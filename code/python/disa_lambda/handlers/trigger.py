@@ -13,6 +13,7 @@ next batch, so a batch never outlives the function's timeout.
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.dal.items import ItemStore
+from disa_lambda.dal.ownership import Ownership
 from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.workflow import Workflow
 from disa_lambda.logic import clock, fanout, intake
@@ -44,6 +46,7 @@ class TriggerDependencies:
     workflow: Workflow
     payloads: PayloadBucket
     groups: GroupLedger
+    ownership: Ownership
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
         return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
@@ -58,6 +61,7 @@ def dependencies() -> TriggerDependencies:
         Workflow(settings.STATE_MACHINE_ARN),
         PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
         GroupLedger(settings.GROUPS_TABLE_NAME),
+        Ownership(settings.OWNERSHIP_TABLE_NAME, os.environ["AWS_REGION"], settings.PRIMARY_REGION),
     )
 
 
@@ -86,8 +90,13 @@ def _key_of(record: dict[str, Any]) -> str:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = dependencies().settings  # settings errors surface once, at the start of the batch
-    records = event.get("Records", [])
+    deps = dependencies()  # settings errors surface once, at the start of the batch
+    settings, records = deps.settings, event.get("Records", [])
+    if not deps.ownership.owns():
+        # Two regions: the owner's trigger takes these items in from its own stream; a write
+        # here would race its claims (README, "Two regions").
+        logger.info("batch left to the owning region", records=len(records), owner=deps.ownership.record().owner)
+        return {"batchItemFailures": []}
     outcomes = fanout.run_grouped(
         records,
         group_of=_key_of,

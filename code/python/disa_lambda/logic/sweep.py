@@ -132,3 +132,63 @@ def _sweep_item(
         intake.IntakeOutcome.WAITING,
     )
     report.rejected += outcome is intake.IntakeOutcome.REJECTED
+
+
+@dataclass
+class TakeoverReport:
+    """One invocation's share of a takeover: a segment read from ``start_key`` on until its
+    end (``next_key`` None) or the invocation's reserve (``next_key`` where to go on)."""
+
+    segment: int
+    segments: int
+    pages: int = 0
+    seen: int = 0
+    taken_in: int = 0
+    rejected: int = 0
+    unwritable: int = 0
+    next_key: dict | None = None
+
+
+def take_over(
+    settings: RetrySettings,
+    scanner: UnstatusedScanner,
+    store: SweepStore,
+    workflow: Starter,
+    payload_store: PayloadStore,
+    segment: int,
+    segments: int,
+    start_key: dict | None,
+    now: Callable[[], float],
+    rng: random.Random,
+    remaining_ms: Callable[[], int],
+) -> TakeoverReport:
+    """A failover's sweep (`disa failover`): every item without a status in one segment,
+    taken in at once, with no grace. The region that owned the table until now may have
+    left inserts its stream never brought to its trigger, and this region's trigger passed
+    over them while it did not own; no one else will take them in before the regular sweep
+    comes round (SWEEP_SEGMENTS runs). Claims are conditional, so a segment read twice, or
+    an item the trigger reaches too, is started once."""
+    report = TakeoverReport(segment=segment, segments=segments)
+    for items, next_key in scanner.pages(segment, segments, start_key):
+        for item in items:
+            if remaining_ms() < TIME_RESERVE_MS:
+                report.next_key = start_key  # this page again: claims are conditional
+                return report
+            report.seen += 1
+            key = {settings.KEY_ATTRIBUTE_NAME: item[settings.KEY_ATTRIBUTE_NAME]}
+            image = {name: value for name, value in item.items() if name != Field.SWEPT_AT}
+            try:
+                outcome = intake.take_in(
+                    key, image, settings, store, workflow, payload_store, now(), rng, remaining_ms, None
+                )
+            except ItemUnwritable:
+                report.unwritable += 1
+                continue
+            report.taken_in += outcome in (intake.IntakeOutcome.STARTED, intake.IntakeOutcome.START_DEFERRED)
+            report.rejected += outcome is intake.IntakeOutcome.REJECTED
+        report.pages += 1
+        start_key = next_key
+        if next_key is not None and remaining_ms() < 2 * TIME_RESERVE_MS:
+            report.next_key = next_key
+            return report
+    return report

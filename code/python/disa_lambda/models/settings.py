@@ -83,6 +83,10 @@ class PublishingSettings:
     PAYLOAD_MAX_BYTES: int
     GROUPS_TABLE_NAME: str  # FIFO topics: the group ledger (dal/groups.py)
     FIFO_ABANDONED_ITEMS: AbandonedInGroup  # FIFO topics: an ABANDONED item holds its group, or releases it
+    # Two regions: the global table naming the region that publishes (models/ownership.py),
+    # and the region it names before any failover. Empty in a one-region deployment.
+    OWNERSHIP_TABLE_NAME: str
+    PRIMARY_REGION: str
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
@@ -96,6 +100,9 @@ class PublishingSettings:
         ceiling = _int(env, "RETRY_MAX_DELAY_SECONDS", 1)
         if ceiling < base:
             raise SettingsError("RETRY_MAX_DELAY_SECONDS must not be below RETRY_BASE_DELAY_SECONDS")
+        ownership, primary = env.get("OWNERSHIP_TABLE_NAME", ""), env.get("PRIMARY_REGION", "")
+        if ownership and not primary:
+            raise SettingsError("OWNERSHIP_TABLE_NAME is set but PRIMARY_REGION is not: two regions need both")
         return {
             "TABLE_NAME": _str(env, "TABLE_NAME"),
             "STATE_MACHINE_ARN": _str(env, "STATE_MACHINE_ARN"),
@@ -112,6 +119,8 @@ class PublishingSettings:
             "PAYLOAD_MAX_BYTES": _int(env, "PAYLOAD_MAX_BYTES", 1),
             "GROUPS_TABLE_NAME": _str(env, "GROUPS_TABLE_NAME"),
             "FIFO_ABANDONED_ITEMS": AbandonedInGroup(abandoned),
+            "OWNERSHIP_TABLE_NAME": ownership,
+            "PRIMARY_REGION": primary,
         }
 
     @classmethod
