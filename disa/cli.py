@@ -17,10 +17,12 @@ from disa.common import console
 from disa.common.aws import Clients, Target
 from disa.common.errors import UserError
 from disa.deploy import packaging, stacks, subscribers
-from disa.drills import bench, chaos, demo, recovery
+from disa.deploy import regions as region_deploy
+from disa.drills import bench, chaos, demo, recovery, region_outage
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
 from disa.operate import cost, groups, items, redrive
+from disa.operate import regions as ownership
 from disa.operate import subscribers as subscriber_stacks
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
@@ -65,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a root stack parameter; repeat for more",
     )
+    deploy.add_argument(
+        "--regions",
+        metavar="PRIMARY,SECONDARY",
+        help="deploy to two regions: a global table, the pipeline in both, the primary publishing (README, Two regions)",
+    )
+    failover = commands.add_parser(
+        "failover", parents=[common, stack], help="two regions: move publishing and consumers to REGION"
+    )
+    failover.add_argument("--to", required=True, metavar="REGION", help="the region that takes over")
 
     send = commands.add_parser("send", parents=[common, stack], help="insert an item; prints its key")
     send.add_argument("message", nargs="?", help="the message text")
@@ -97,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=["up", "down", "status", "logs"])
     local.add_argument("--lines", type=int, default=40, help="log lines to show (logs)")
     commands.add_parser("demo", help="run Disa end to end on the local cloud and check every outcome")
+    drill = commands.add_parser("drill", help="region-outage: two regions on the local cloud, a failover and back")
+    drill.add_argument("drill", choices=["region-outage"])
+    drill.add_argument(
+        "--orders", type=int, default=region_outage.DEFAULT_ORDERS, help="orders to insert (default %(default)s)"
+    )
+    drill.add_argument(
+        "--rate", type=float, default=region_outage.DEFAULT_RATE, help="orders per second (default %(default)s)"
+    )
     chaos_command = commands.add_parser("chaos", help="insert items under injected faults, then check every guarantee")
     chaos_command.add_argument("--items", type=int, default=10_000, help="items to insert (default 10000)")
     chaos_command.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
@@ -226,6 +245,12 @@ def _package(clients: Clients, args: argparse.Namespace) -> int:
 
 def _deploy(clients: Clients, args: argparse.Namespace) -> int:
     parameters = {"NamePrefix": _name_prefix(args.stack), **_parameters(args.parameter)}
+    if args.regions:
+        pair = region_deploy.RegionPair.parse(args.regions)
+        for region, out in region_deploy.deploy(clients, args.stack, pair, parameters, args.bucket).items():
+            print(f"\n{region}")
+            _print_table([{"Output": k, "Value": v} for k, v in sorted(out.items())])
+        return 0
     packaged = packaging.package(clients, args.bucket or packaging.default_bucket(clients))
     stacks.deploy(clients, args.stack, packaged, parameters)
     _print_table([{"Output": k, "Value": v} for k, v in sorted(stacks.outputs(clients, args.stack).items())])
@@ -233,6 +258,8 @@ def _deploy(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _destroy(clients: Clients, args: argparse.Namespace) -> int:
+    if stacks.stack_status(clients, args.stack) is not None and StackInfo.of(clients, args.stack).two_regions:
+        return _destroy_both(clients, args)
     info = StackInfo.of(clients, args.stack) if args.delete_table else None
     stacks.destroy(clients, args.stack)
     if info:
@@ -243,6 +270,34 @@ def _destroy(clients: Clients, args: argparse.Namespace) -> int:
             ddb.delete_table(TableName=table)
             print(f"deleted table {table}")
     print(f"stack {args.stack} deleted")
+    return 0
+
+
+def _destroy_both(clients: Clients, args: argparse.Namespace) -> int:
+    """The secondary's stack first, then the primary's; with --delete-table the replicas go
+    before the tables (a table with replicas cannot be deleted)."""
+    info = StackInfo.of(clients, args.stack)
+    primary, secondary = (clients.in_region(region) for region in info.regions)
+    for regional in (secondary, primary):
+        if stacks.stack_status(regional, args.stack) is not None:
+            stacks.destroy(regional, args.stack)
+            print(f"stack {args.stack} deleted in {regional.region}")
+    if args.delete_table:
+        ddb = primary("dynamodb")
+        for table in (info.table, info.ownership_table, info.groups_table):
+            region_deploy.remove_replica(primary, table, secondary)
+            try:
+                ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+                ddb.delete_table(TableName=table)
+                print(f"deleted table {table}")
+            except ddb.exceptions.ResourceNotFoundException:
+                pass
+    return 0
+
+
+def _failover(clients: Clients, args: argparse.Namespace) -> int:
+    report = ownership.failover(clients, args.stack, args.to)
+    print("\n".join(report.lines()))
     return 0
 
 
@@ -318,6 +373,11 @@ def _subscribe(clients: Clients, args: argparse.Namespace) -> int:
         parameters=parameters,
     )
     info = StackInfo.of(clients, args.stack)
+    if info.two_regions:
+        for region, out in subscribers.subscribe_in_both_regions(clients, args.stack, request, args.bucket).items():
+            print(f"\n{region}")
+            _print_table([{"Output": k, "Value": v} for k, v in sorted(out.items())])
+        return 0
     out = subscribers.subscribe(clients, info, request, args.bucket or packaging.default_bucket(clients))
     _print_table([{"Output": k, "Value": v} for k, v in sorted(out.items())])
     return 0
@@ -420,6 +480,18 @@ def _chaos(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _drill(args: argparse.Namespace) -> int:
+    if args.orders < 8:
+        raise UserError("--orders must be at least 8: the drill cuts, fails over and back at quarters of them")
+    if args.rate <= 0:
+        raise UserError("--rate must be above 0 orders/s")
+    cloud = LocalCloud()
+    cloud.up()
+    result = region_outage.run(cloud.clients(), args.orders, args.rate)
+    print(region_outage.report(result))
+    return 0 if result.passed else 1
+
+
 def _groups(args: argparse.Namespace, default: int) -> int | None:
     """The message groups of a --fifo drill, or None without --fifo."""
     if args.groups is not None and not args.fifo:
@@ -460,6 +532,7 @@ COMMANDS = {
     "package": _package,
     "deploy": _deploy,
     "destroy": _destroy,
+    "failover": _failover,
     "send": _send,
     "status": _status,
     "retry": _retry,
@@ -491,6 +564,8 @@ def run(args: argparse.Namespace) -> int:
         return _bench(args)
     if args.command == "chaos":
         return _chaos(args)
+    if args.command == "drill":
+        return _drill(args)
     return COMMANDS[args.command](_clients(args), args)
 
 

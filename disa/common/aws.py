@@ -43,6 +43,12 @@ class Clients:
     def region(self) -> str:
         return self._session.region_name
 
+    def in_region(self, region: str) -> Clients:
+        """Clients for the same account and endpoint in ``region`` (two-region deployments)."""
+        if region == self.region:
+            return self
+        return Clients(Target(region=region, profile=self.target.profile, endpoint_url=self.target.endpoint_url))
+
     def __call__(self, service: str) -> Any:
         if service not in self._cache:
             try:

@@ -70,6 +70,10 @@ def deploy(
         log(f"stack {stack} failed its first creation (ROLLBACK_COMPLETE); deleting it before creating again")
         destroy(clients, stack, log)
         status = None
+    if status == "REVIEW_IN_PROGRESS":
+        # A first change set that failed leaves an empty stack; another CREATE change set
+        # may take its place.
+        status = None
     if status and status.endswith("_IN_PROGRESS"):
         raise UserError(f"stack {stack} is busy ({status}); wait for it to finish and run deploy again")
     if status in ("UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"):

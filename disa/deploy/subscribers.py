@@ -64,6 +64,71 @@ def subscribe(
     return stacks.outputs(clients, stack)
 
 
+def subscribe_in_both_regions(
+    clients: Clients,
+    stack: str,
+    request: Subscription,
+    bucket: str | None,
+    log: Callable[[str], None] = progress,
+) -> dict[str, dict[str, str]]:
+    """A subscriber of a two-region deployment: a queue (and consumer) in each region, each
+    queue subscribed to both regions' topics, so a message published in either region waits
+    in both and a region that takes over finds what the other had not processed. Each
+    region's stack declares the subscriptions of its own topic (SNS keeps a subscription in
+    the topic's region, and the local engine ignores one declared elsewhere). Only the owning
+    region's consumer runs; both share a global processed-ids table, created by the primary's
+    stack and replicated to the secondary. Returns each region's outputs."""
+    from disa.deploy.regions import ensure_replica  # noqa: PLC0415 (deploy.regions imports operate)
+    from disa.operate.regions import read_ownership  # noqa: PLC0415
+
+    infos = {region: StackInfo.of(clients.in_region(region), stack) for region in StackInfo.of(clients, stack).regions}
+    primary, secondary = infos
+    owner = read_ownership(clients.in_region(primary), infos[primary].ownership_table, primary).owner
+    name = stack_name(stack, request.name)
+
+    def two_region_parameters(region: str, peer_queue_arn: str) -> dict[str, str]:
+        other = secondary if region == primary else primary
+        return {
+            "PeerTopicArn": infos[other].topic_arn,
+            "PeerQueueArn": peer_queue_arn,
+            "ProcessedIdsReplica": "true" if region == secondary else "false",
+            "ConsumerActive": "true" if region == owner else "false",
+            "OwnershipTableName": infos[region].ownership_table,
+            "PrimaryRegion": primary,
+        }
+
+    def deploy_in(region: str, peer_queue_arn: str) -> dict[str, str]:
+        regional = clients.in_region(region)
+        log(f"subscriber {request.name} in {region}")
+        with_regions = Subscription(
+            **{**request.__dict__, "parameters": {**request.parameters, **two_region_parameters(region, peer_queue_arn)}}
+        )
+        return subscribe(regional, infos[region], with_regions, bucket or packaging.default_bucket(regional), log)
+
+    def queue_arn(region: str) -> str:
+        try:
+            return stacks.outputs(clients.in_region(region), name)["QueueArn"]
+        except UserError:
+            return ""
+
+    # The secondary first (with the primary's queue if it exists), so the primary's stack can
+    # subscribe the secondary's queue; then the secondary again if the primary's queue is new.
+    known_primary_queue = queue_arn(primary)
+    out = {secondary: deploy_in(secondary, known_primary_queue)}
+    out[primary] = deploy_in(primary, out[secondary]["QueueArn"])
+    if request.handler:
+        ensure_replica(
+            clients.in_region(primary),
+            out[primary]["ProcessedIdsTableName"],
+            clients.in_region(secondary),
+            out[secondary]["KeyArn"],
+            log,
+        )
+    if known_primary_queue != out[primary]["QueueArn"]:
+        out[secondary] = deploy_in(secondary, out[primary]["QueueArn"])
+    return out
+
+
 def unsubscribe(
     clients: Clients, disa_stack: str, name: str, discard: bool, log: Callable[[str], None] = progress
 ) -> None:

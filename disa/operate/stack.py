@@ -28,6 +28,11 @@ class StackInfo:
     payload_bucket: str  # where bodies too large to publish are stored (and producers may upload, under incoming/)
     key_arn: str  # the stack's KMS key: the table's, the topics' and the payload bucket's
     groups_table: str  # FIFO topics: each message group's turn (kept with the items table)
+    region: str = ""  # the region this stack runs in
+    # Two regions: both, primary first, and the table naming the one that publishes;
+    # one region: (region,) and "".
+    regions: tuple[str, ...] = ()
+    ownership_table: str = ""
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -53,7 +58,14 @@ class StackInfo:
             payload_bucket=out["PayloadBucketName"],
             key_arn=out["KeyArn"],
             groups_table=out["GroupsTableName"],
+            region=clients.region,
+            regions=tuple(out.get("Regions", clients.region).split(",")),
+            ownership_table=out.get("OwnershipTableName", ""),
         )
+
+    @property
+    def two_regions(self) -> bool:
+        return len(self.regions) == 2
 
     @property
     def topic_is_fifo(self) -> bool:

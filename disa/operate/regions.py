@@ -1,0 +1,277 @@
+"""`disa failover --to REGION`: move publishing, retries and consumers to the other region
+of a two-region deployment, losing nothing and processing nothing twice (README, "Two
+regions").
+
+The steps, in order:
+
+1. Write the ownership record (models/ownership.py) in the new owner's region, one epoch on,
+   conditional on the epoch read there. From then on that region's functions own (within
+   CACHE_SECONDS) and the old region's stop as soon as the record replicates to it.
+2. Fence the old owner, if its APIs answer: disable its consumers' queue mappings, wait
+   until its replica of the record names the new owner, then until a consumer batch begun
+   before the fence has ended (the consumers' timeout) and the ownership cache has expired,
+   then until a write made there after all that is visible in the new region (a replication
+   barrier on each processed-ids table). Only then may the new owner's consumers start: a
+   message both regions' queues hold is then seen processed, not processed again.
+3. Enable the new owner's consumers.
+4. Take over: the new owner's retry function sweeps every segment of the table for items the
+   old owner never claimed (its trigger passed over them while it did not own), and runs
+   once for everything due (FAILED; PENDING past its lease).
+
+If the old region does not answer (a real outage), step 2 is skipped and said so: what it
+published or processed in its last moments and had not yet replicated may then happen again
+(the bound README states).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+from disa_lambda.dal.ownership import CACHE_SECONDS
+from disa_lambda.models.ownership import FIRST_EPOCH, KEY, OwnershipRecord
+
+from disa.common.aws import Clients
+from disa.common.console import progress
+from disa.common.errors import UserError
+from disa.deploy.regions import RegionPair
+from disa.operate import subscribers as subscriber_stacks
+from disa.operate.retry_job import run_retry
+from disa.operate.stack import StackInfo
+
+TAKEOVER_SEGMENTS = 8  # parallel scan segments of the takeover sweep, one invocation each at a time
+BARRIER_TIMEOUT_SECONDS = 300
+BARRIER_KEY_PREFIX = "disa-failover-barrier#"  # never a Powertools idempotency key (disa-consumer#...)
+BARRIER_TTL_SECONDS = 86_400
+POLL_SECONDS = 0.5
+
+
+def read_ownership(clients: Clients, table: str, primary: str) -> OwnershipRecord:
+    item = clients("dynamodb").get_item(TableName=table, Key=KEY, ConsistentRead=True).get("Item")
+    return OwnershipRecord.from_item(item, primary)
+
+
+def initial_ownership(clients: Clients, table: str, primary: str, log: Callable[[str], None] = progress) -> None:
+    """The first record of a new deployment: the primary owns. An existing one is kept (a
+    deploy after a failover must not move publishing back)."""
+    record = OwnershipRecord(owner=primary, epoch=FIRST_EPOCH + 1, since=_now_iso())
+    try:
+        clients("dynamodb").put_item(
+            TableName=table, Item=record.to_item(), ConditionExpression="attribute_not_exists(#scope)",
+            ExpressionAttributeNames={"#scope": "scope"},
+        )
+        log(f"ownership: {primary} publishes")
+    except ClientError as error:
+        if "ConditionalCheckFailed" not in str(error):
+            raise
+        current = read_ownership(clients, table, primary)
+        log(f"ownership: {current.owner} publishes (epoch {current.epoch}, kept)")
+
+
+@dataclass
+class FailoverReport:
+    to: str
+    came_from: str
+    epoch: int
+    fenced: bool  # the old owner answered and was fenced before the new one started
+    fence_note: str = ""
+    consumers_enabled: list[str] = field(default_factory=list)
+    consumers_disabled: list[str] = field(default_factory=list)
+    taken_in: int = 0
+    rejected: int = 0
+    scanned: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        fence = (
+            f"{self.came_from} fenced first (consumers stopped, record replicated, barrier passed)"
+            if self.fenced
+            else f"{self.came_from} NOT fenced: {self.fence_note}"
+        )
+        return [
+            f"failover to {self.to} (epoch {self.epoch}) done in {self.seconds:.1f} s",
+            f"  {fence}",
+            f"  consumers stopped in {self.came_from}: {', '.join(self.consumers_disabled) or '-'}",
+            f"  consumers started in {self.to}: {', '.join(self.consumers_enabled) or '-'}",
+            f"  takeover sweep: {self.scanned} items without a status found, {self.taken_in} taken in, "
+            f"{self.rejected} rejected; retry run: {self.retried} due items started",
+        ]
+
+
+def failover(
+    clients: Clients, stack: str, to_region: str, log: Callable[[str], None] = progress
+) -> FailoverReport:
+    started = time.monotonic()
+    new = clients.in_region(to_region)
+    info = StackInfo.of(new, stack)
+    pair = RegionPair.of_stack(info.regions, stack)
+    old = clients.in_region(pair.other(to_region))
+    current = read_ownership(new, info.ownership_table, pair.primary)
+    if current.owner == to_region:
+        log(f"{to_region} already owns publishing (epoch {current.epoch}); finishing any step left undone")
+        record = current
+    else:
+        record = current.handed_to(to_region, _now_iso())
+        _write_record(new, info.ownership_table, record, current)
+        log(f"ownership record: {to_region} publishes from epoch {record.epoch} (was {current.owner})")
+    report = FailoverReport(to=to_region, came_from=old.region, epoch=record.epoch, fenced=False)
+    try:
+        _fence(old, new, stack, info, record, report, log)
+        report.fenced = True
+    except (ClientError, BotoCoreError, UserError) as error:
+        report.fence_note = (
+            f"{old.region} did not answer ({_short(error)}); it stops when the record replicates to it. What it "
+            "published or processed just before and had not replicated may happen again (README, Two regions)"
+        )
+        log(f"WARNING: {report.fence_note}")
+    report.consumers_enabled = _set_consumers(new, stack, enabled=True)
+    _take_over(new, info, report, log)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: OwnershipRecord) -> None:
+    condition, values = "attribute_not_exists(#scope)", {}
+    if read.epoch != FIRST_EPOCH:
+        condition, values = "#epoch = :read", {":read": {"N": str(read.epoch)}}
+    try:
+        clients("dynamodb").put_item(
+            TableName=table,
+            Item=record.to_item(),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#scope": "scope", "#epoch": "epoch"} if values else {"#scope": "scope"},
+            **({"ExpressionAttributeValues": values} if values else {}),
+        )
+    except ClientError as error:
+        if "ConditionalCheckFailed" in str(error):
+            raise UserError("another failover changed the ownership record meanwhile; run `disa failover` again") from error
+        raise
+
+
+def _fence(
+    old: Clients,
+    new: Clients,
+    stack: str,
+    info: StackInfo,
+    record: OwnershipRecord,
+    report: FailoverReport,
+    log: Callable[[str], None],
+) -> None:
+    report.consumers_disabled = _set_consumers(old, stack, enabled=False)
+    _wait_until(
+        lambda: read_ownership(old, info.ownership_table, info.regions[0]).epoch >= record.epoch,
+        f"the ownership record reaching {old.region}",
+    )
+    longest = max([_timeout_of(old, name) for name in _consumer_functions(old, stack)] or [0])
+    settle = max(longest, CACHE_SECONDS)
+    log(f"  {old.region} fenced; waiting {settle:.0f} s for its last consumer batches and cached ownership")
+    time.sleep(settle)
+    for subscriber in subscriber_stacks.subscribers(old, stack):
+        if subscriber.processed_ids_table:
+            _barrier(old, new, subscriber.processed_ids_table, record.epoch)
+    _barrier(old, new, info.ownership_table, record.epoch)
+
+
+def _barrier(old: Clients, new: Clients, table: str, epoch: int) -> None:
+    """Write a marker in the old region, then wait until the new region reads it."""
+    key_name = "scope" if table.endswith("-ownership") else "id"
+    marker = {key_name: {"S": f"{BARRIER_KEY_PREFIX}{epoch}#{time.time_ns()}"}}
+    expires = {"expiration": {"N": str(int(time.time()) + BARRIER_TTL_SECONDS)}}
+    old("dynamodb").put_item(TableName=table, Item={**marker, **expires})
+    _wait_until(
+        lambda: "Item" in new("dynamodb").get_item(TableName=table, Key=marker, ConsistentRead=True),
+        f"a write to {table} in {old.region} replicating to {new.region}",
+    )
+    old("dynamodb").delete_item(TableName=table, Key=marker)
+
+
+def _wait_until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + BARRIER_TIMEOUT_SECONDS
+    while not done():
+        if time.monotonic() > deadline:
+            raise UserError(f"gave up waiting for {what} after {BARRIER_TIMEOUT_SECONDS} s")
+        time.sleep(POLL_SECONDS)
+
+
+def _consumer_functions(clients: Clients, stack: str) -> list[str]:
+    return [s.consumer_function for s in subscriber_stacks.subscribers(clients, stack) if s.consumer_function]
+
+
+def _timeout_of(clients: Clients, function: str) -> int:
+    return int(clients("lambda").get_function_configuration(FunctionName=function)["Timeout"])
+
+
+def _set_consumers(clients: Clients, stack: str, enabled: bool) -> list[str]:
+    """Enable or disable the queue mapping of every consumer of ``stack`` in this region and
+    wait until each one says so; returns the functions changed."""
+    aws_lambda, changed = clients("lambda"), []
+    for function in _consumer_functions(clients, stack):
+        for mapping in aws_lambda.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
+            aws_lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+            wanted = "Enabled" if enabled else "Disabled"
+            _wait_until(
+                lambda uuid=mapping["UUID"]: aws_lambda.get_event_source_mapping(UUID=uuid)["State"] == wanted,
+                f"the queue mapping of {function} in {clients.region} to be {wanted}",
+            )
+        changed.append(function)
+    return changed
+
+
+def _take_over(new: Clients, info: StackInfo, report: FailoverReport, log: Callable[[str], None]) -> None:
+    log(f"  takeover sweep of {info.table} in {new.region} ({TAKEOVER_SEGMENTS} segments)")
+    with ThreadPoolExecutor(max_workers=TAKEOVER_SEGMENTS) as pool:
+        results = list(pool.map(lambda segment: _sweep_segment(new, info, segment), range(TAKEOVER_SEGMENTS)))
+    for result in results:
+        report.scanned += result["seen"]
+        report.taken_in += result["taken_in"]
+        report.rejected += result["rejected"]
+    retry = run_retry(new, info)
+    report.retried = int(retry.get("started", 0)) if isinstance(retry, dict) else 0
+
+
+def _sweep_segment(clients: Clients, info: StackInfo, segment: int) -> dict[str, int]:
+    totals = {"seen": 0, "taken_in": 0, "rejected": 0}
+    start_key = None
+    while True:
+        request = {"takeover": {"segment": segment, "segments": TAKEOVER_SEGMENTS, "startKey": start_key}}
+        response = clients("lambda").invoke(FunctionName=info.retry_function, Payload=json.dumps(request).encode())
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError") or not isinstance(payload, dict):
+            message = payload.get("errorMessage") if isinstance(payload, dict) else payload
+            raise UserError(f"the takeover sweep failed: {message}; see /aws/lambda/{info.retry_function}")
+        if payload.get("skipped"):
+            raise UserError(f"{clients.region} does not own publishing yet (the record says {payload.get('owner')})")
+        for name in totals:
+            totals[name] += int(payload.get(name, 0))
+        start_key = payload.get("nextKey")
+        if start_key is None:
+            return totals
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0][:160]
+
+
+def describe(clients: Clients, stack: str) -> dict[str, Any]:
+    """Who owns, as each region's replica says (`disa status`)."""
+    info = StackInfo.of(clients, stack)
+    if not info.two_regions:
+        return {}
+    views: dict[str, Any] = {}
+    for region in info.regions:
+        try:
+            record = read_ownership(clients.in_region(region), info.ownership_table, info.regions[0])
+            views[region] = {"owner": record.owner, "epoch": record.epoch, "since": record.since}
+        except (ClientError, BotoCoreError) as error:
+            views[region] = {"error": _short(error)}
+    return views
