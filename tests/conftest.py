@@ -36,10 +36,13 @@ def _forget_handler_dependencies() -> None:
 def moto_stack(request, moto_engine, monkeypatch) -> MotoStack:
     """Disa's stack on moto, with the functions' environment set as the templates set it.
     A standard topic; ``@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)``
-    gives a FIFO one ("fifo-hold": one whose ABANDONED items hold their group)."""
+    gives a FIFO one ("fifo-hold": one whose ABANDONED items hold their group); "two-regions"
+    the primary of a two-region deployment, with its ownership table."""
     kind = getattr(request, "param", "standard")  # "fifo", or "fifo-hold": FifoAbandonedItems=hold
     stack = MotoStack(
-        topic_type=kind.removesuffix("-hold"), fifo_abandoned_items="hold" if "hold" in kind else "release"
+        topic_type="standard" if kind == "two-regions" else kind.removesuffix("-hold"),
+        fifo_abandoned_items="hold" if "hold" in kind else "release",
+        two_regions=kind == "two-regions",
     )
     for name, value in stack.environment().items():
         monkeypatch.setenv(name, value)

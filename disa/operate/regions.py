@@ -137,17 +137,17 @@ def failover(
 
 
 def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: OwnershipRecord) -> None:
-    condition, values = "attribute_not_exists(#scope)", {}
-    if read.epoch != FIRST_EPOCH:
-        condition, values = "#epoch = :read", {":read": {"N": str(read.epoch)}}
+    """Conditional on the epoch read: two failovers at once cannot both win."""
+    if read.epoch == FIRST_EPOCH:
+        condition = {"ConditionExpression": "attribute_not_exists(#scope)", "ExpressionAttributeNames": {"#scope": "scope"}}
+    else:
+        condition = {
+            "ConditionExpression": "#epoch = :read",
+            "ExpressionAttributeNames": {"#epoch": "epoch"},
+            "ExpressionAttributeValues": {":read": {"N": str(read.epoch)}},
+        }
     try:
-        clients("dynamodb").put_item(
-            TableName=table,
-            Item=record.to_item(),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#scope": "scope", "#epoch": "epoch"} if values else {"#scope": "scope"},
-            **({"ExpressionAttributeValues": values} if values else {}),
-        )
+        clients("dynamodb").put_item(TableName=table, Item=record.to_item(), **condition)
     except ClientError as error:
         if "ConditionalCheckFailed" in str(error):
             raise UserError("another failover changed the ownership record meanwhile; run `disa failover` again") from error
