@@ -208,10 +208,14 @@ def _timeout_of(clients: Clients, function: str) -> int:
 
 
 def _set_consumers(clients: Clients, stack: str, enabled: bool) -> list[str]:
-    """Enable or disable the queue mapping of every consumer of ``stack`` in this region and
-    wait until each one says so; returns the functions changed."""
-    aws_lambda, changed = clients("lambda"), []
-    for function in _consumer_functions(clients, stack):
+    """Enable or disable the queue mapping of every consumer of ``stack`` in this region,
+    waiting until each one says so, and the actions of its oldest-message alarm with it (a
+    standby queue no consumer drains is old on purpose); returns the functions changed."""
+    aws_lambda, cloudwatch, changed = clients("lambda"), clients("cloudwatch"), []
+    for subscriber in subscriber_stacks.subscribers(clients, stack):
+        function = subscriber.consumer_function
+        if not function:
+            continue
         for mapping in aws_lambda.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
             aws_lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
             wanted = "Enabled" if enabled else "Disabled"
@@ -219,6 +223,8 @@ def _set_consumers(clients: Clients, stack: str, enabled: bool) -> list[str]:
                 lambda uuid=mapping["UUID"]: aws_lambda.get_event_source_mapping(UUID=uuid)["State"] == wanted,
                 f"the queue mapping of {function} in {clients.region} to be {wanted}",
             )
+        alarms = [subscriber.oldest_message_alarm]
+        (cloudwatch.enable_alarm_actions if enabled else cloudwatch.disable_alarm_actions)(AlarmNames=alarms)
         changed.append(function)
     return changed
 

@@ -1,10 +1,12 @@
 """The consumer helper fed SQS events in AWS's shapes (raw delivery and SNS's envelope),
-with Powertools idempotency on a moto DynamoDB processed-ids table."""
+with Powertools idempotency on a moto DynamoDB processed-ids table, and in two regions the
+ownership record on a moto table built from the Disa stack's template."""
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from typing import Any
 
@@ -12,8 +14,12 @@ import boto3
 import pytest
 from disa_lambda.consumer import stages
 from disa_lambda.consumer.consumer import Consumer, Settings
+from disa_lambda.models.exceptions import SettingsError
+from disa_lambda.models.ownership import OwnershipRecord
 
 from tests.support.events import load_event
+from tests.support.moto_stack import REGION, SECONDARY_REGION, resolve
+from tests.support.templates import resources
 
 pytestmark = pytest.mark.handlers
 TABLE = "disa-orders-processed-ids"
@@ -32,8 +38,33 @@ def processed_ids(moto_engine):
     return ddb
 
 
-def make_consumer(ddb: Any, fifo: bool = False, retention: int = 3600) -> Consumer:
-    return Consumer(Settings("disa-orders", TABLE, fifo, retention), dynamodb=ddb, clock=lambda: NOW_MS / 1000)
+def make_consumer(ddb: Any, fifo: bool = False, retention: int = 3600, **two_regions: str) -> Consumer:
+    settings = Settings("disa-orders", TABLE, fifo, retention, region=REGION, **two_regions)
+    return Consumer(settings, dynamodb=ddb, clock=lambda: NOW_MS / 1000)
+
+
+@pytest.fixture
+def ownership(processed_ids) -> str:
+    """The Disa stack's ownership table (its template's key schema), no record written yet."""
+    params = {"NamePrefix": "disa", "KeyArn": "unused", "DeletionProtection": "false"}
+    props = resolve(resources("table", "AWS::DynamoDB::Table")["OwnershipTable"]["Properties"], params)
+    processed_ids.create_table(
+        TableName=props["TableName"],
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    return props["TableName"]
+
+
+def own(ddb: Any, table: str, owner: str, epoch: int = 1) -> None:
+    """The record as `disa failover` leaves it: ``owner`` publishes and consumes."""
+    ddb.put_item(TableName=table, Item=OwnershipRecord(owner=owner, epoch=epoch).to_item())
+
+
+def warnings_logged(caplog) -> list[logging.LogRecord]:
+    # caplog, not capsys: Powertools' Logger keeps the stream of the first test that made it.
+    return [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def record(n: int, insert_id: str | None = None, group: str | None = None, body: dict | None = None) -> dict[str, Any]:
@@ -190,3 +221,72 @@ def test_a_message_disa_did_not_publish_is_processed_once_by_its_sqs_message_id(
     assert calls == [None]
     [line] = [line for line in emf_lines(capsys) if stages.PROCESSED in line]
     assert "EndToEnd" not in line and one(line, "QueueWait") == 100
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_a_region_that_does_not_own_processes_nothing_and_returns_every_message(
+    processed_ids, ownership, context, caplog, fifo
+):
+    own(processed_ids, ownership, SECONDARY_REGION)
+    calls = []
+    batch = [record(1, group="a" if fifo else None), record(2, group="b" if fifo else None), record(3)]
+    consumer = make_consumer(processed_ids, fifo=fifo, ownership_table=ownership, primary_region=REGION)
+    response = consumer.handler(lambda message: calls.append(message.sqs_message_id))({"Records": batch}, context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"sqs-{n}"} for n in (1, 2, 3)]}
+    assert calls == []
+    # Nothing remembered either: the owner's consumer, or this one after a failover, processes them.
+    assert processed_ids.scan(TableName=TABLE)["Items"] == []
+    [warning] = warnings_logged(caplog)
+    assert (warning.owner, warning.region) == (SECONDARY_REGION, REGION)
+    assert "disa failover" in warning.getMessage()
+
+
+def test_the_owning_region_processes(processed_ids, ownership, context):
+    own(processed_ids, ownership, REGION, epoch=2)  # back after a failover and a failback
+    calls = []
+    consumer = make_consumer(processed_ids, ownership_table=ownership, primary_region=SECONDARY_REGION)
+    response = consumer.handler(lambda message: calls.append(message.sqs_message_id))(
+        {"Records": [record(1), record(2)]}, context
+    )
+    assert response == {"batchItemFailures": []} and calls == ["sqs-1", "sqs-2"]
+
+
+@pytest.mark.parametrize(("primary", "processed"), [(REGION, True), (SECONDARY_REGION, False)])
+def test_before_any_failover_the_primary_region_owns(processed_ids, ownership, context, primary, processed):
+    # No record yet (between the deploy and the first failover): it names the primary.
+    calls = []
+    consumer = make_consumer(processed_ids, ownership_table=ownership, primary_region=primary)
+    response = consumer.handler(lambda message: calls.append(1))({"Records": [record(1)]}, context)
+    assert (calls == [1]) is processed
+    assert response == {"batchItemFailures": [] if processed else [{"itemIdentifier": "sqs-1"}]}
+
+
+def test_one_region_has_no_ownership_table_and_always_processes(processed_ids, context):
+    calls = []
+    handler = make_consumer(processed_ids).handler(lambda message: calls.append(message.sqs_message_id))
+    assert handler({"Records": [record(1)]}, context) == {"batchItemFailures": []}
+    assert calls == ["sqs-1"]
+
+
+def test_an_unreadable_ownership_record_processes_nothing(processed_ids, context, caplog):
+    calls = []
+    # The table is not there (a replica still being added, a region cut off): owner unknown.
+    consumer = make_consumer(processed_ids, ownership_table="disa-ownership", primary_region=REGION)
+    response = consumer.handler(lambda message: calls.append(1))({"Records": [record(1), record(2)]}, context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "sqs-1"}, {"itemIdentifier": "sqs-2"}]}
+    assert calls == []
+    [warning] = warnings_logged(caplog)
+    assert "ownership record could not be read" in warning.getMessage() and "disa-ownership" in warning.reason
+
+
+def test_settings_read_the_two_region_environment_and_refuse_half_of_it(monkeypatch):
+    for name, value in {"SUBSCRIBER_NAME": "disa-orders", "PROCESSED_IDS_TABLE_NAME": TABLE}.items():
+        monkeypatch.setenv(name, value)
+    one_region = Settings.from_environment()
+    assert (one_region.ownership_table, one_region.primary_region, one_region.region) == ("", "", REGION)
+    monkeypatch.setenv("OWNERSHIP_TABLE_NAME", "disa-ownership")
+    with pytest.raises(SettingsError, match="PRIMARY_REGION"):
+        Settings.from_environment()
+    monkeypatch.setenv("PRIMARY_REGION", SECONDARY_REGION)
+    two = Settings.from_environment()
+    assert (two.ownership_table, two.primary_region, two.region) == ("disa-ownership", SECONDARY_REGION, REGION)

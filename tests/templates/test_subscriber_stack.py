@@ -11,6 +11,7 @@ import json
 import jsonschema
 import pytest
 from disa_lambda.consumer import stages
+from disa_lambda.consumer.consumer import Settings
 
 from tests.support.templates import ROOT, Evaluator, resources, template
 
@@ -44,6 +45,13 @@ CLI_PARAMETERS = {
     "ProcessedIdRetentionSeconds": 1296000,
     "PayloadBucketName": "",
     "DisaKeyArn": "",
+    # Two regions (disa/deploy/subscribers.py, subscribe_in_both_regions); the defaults are one region.
+    "PeerTopicArn": "",
+    "PeerQueueArn": "",
+    "ProcessedIdsReplica": "false",
+    "ConsumerActive": "true",
+    "OwnershipTableName": "",
+    "PrimaryRegion": "",
 }
 OUTPUTS = {
     "QueueUrl",
@@ -103,6 +111,17 @@ ATTRIBUTES = {
     "ProcessedIdsTable": "disa-orders-processed-ids",
     "ProcessedIdsTable.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-orders-processed-ids",
     "ConsumerLogGroup.Arn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/disa-orders-consumer:*",
+}
+
+
+PEER_TOPIC = "arn:aws:sns:us-west-2:123456789012:disa-messages"
+PEER_QUEUE = "arn:aws:sqs:us-west-2:123456789012:disa-orders"
+# The primary's subscriber stack of a two-region deployment, as the CLI deploys it.
+TWO_REGIONS = {
+    "PeerTopicArn": PEER_TOPIC,
+    "PeerQueueArn": PEER_QUEUE,
+    "OwnershipTableName": "disa-ownership",
+    "PrimaryRegion": "us-east-1",
 }
 
 
@@ -262,14 +281,19 @@ def test_subscription_keeps_what_sns_cannot_deliver_where_sns_accepts_the_dead_l
     assert props.get("RedrivePolicy") == ({"deadLetterTargetArn": ATTRIBUTES["DeadLetterQueue.Arn"]} if kept else None)
 
 
-@pytest.mark.parametrize("queue", ["Queue", "DeadLetterQueue"])
-def test_queue_policy_refuses_plain_http_and_lets_only_disas_topic_send(queue):
+def _queue_policy(queue: str) -> dict:
+    """The policy document of ``queue`` ("Queue" or "DeadLetterQueue"), as written."""
     [policy] = [
         r["Properties"]
         for r in resources(NAME, "AWS::SQS::QueuePolicy").values()
         if r["Properties"]["Queues"] == [{"Ref": queue}]
     ]
-    deny, allow = policy["PolicyDocument"]["Statement"]
+    return policy["PolicyDocument"]
+
+
+@pytest.mark.parametrize("queue", ["Queue", "DeadLetterQueue"])
+def test_queue_policy_refuses_plain_http_and_lets_only_disas_topic_send(queue):
+    deny, allow = _queue_policy(queue)["Statement"]
     arn = {"Fn::GetAtt": [queue, "Arn"]}
     assert deny == {
         "Sid": "DenyInsecureTransport",
@@ -281,7 +305,8 @@ def test_queue_policy_refuses_plain_http_and_lets_only_disas_topic_send(queue):
     }
     assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "sns.amazonaws.com"}
     assert (allow["Action"], allow["Resource"]) == ("sqs:SendMessage", arn)
-    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "TopicArn"}}}
+    [_, resolved] = _stack().resolve(_queue_policy(queue))["Statement"]
+    assert resolved["Condition"] == {"ArnEquals": {"aws:SourceArn": TOPIC}}, "one region: exactly as before"
 
 
 def test_key_rotates_and_lets_sns_use_it_only_for_disas_topic():
@@ -291,7 +316,7 @@ def test_key_rotates_and_lets_sns_use_it_only_for_disas_topic():
     assert all(s["Principal"] != "*" and s["Principal"] != {"AWS": "*"} for s in statements)
     [sns] = [s for s in statements if s["Principal"] == {"Service": "sns.amazonaws.com"}]
     assert set(sns["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
-    assert sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "TopicArn"}}}
+    assert _stack().resolve(sns["Condition"]) == {"ArnEquals": {"aws:SourceArn": TOPIC}}
     [logs] = [s for s in statements if "logs." in json.dumps(s["Principal"])]
     log_group = _stack().resolve(logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"])
     assert log_group.endswith(":log-group:/aws/lambda/disa-orders-consumer")
@@ -320,15 +345,13 @@ def test_processed_ids_table_has_powertools_idempotency_layout_and_recovery():
 
 def test_consumer_exists_only_with_a_handler():
     conditional = {k for k, r in template(NAME)["Resources"].items() if r.get("Condition") == "HasConsumer"}
-    assert conditional == {
-        "ProcessedIdsTable",
-        "ConsumerLogGroup",
-        "ConsumerRole",
-        "ConsumerFunction",
-        "ConsumerMapping",
-    }
+    assert conditional == {"ConsumerLogGroup", "ConsumerRole", "ConsumerFunction", "ConsumerMapping"}
     assert not _stack().condition("HasConsumer")
     assert _stack(**WITH_CONSUMER).condition("HasConsumer")
+    # The processed-ids table, also with a consumer only (and not where it is a replica: below).
+    assert _resource("ProcessedIdsTable")["Condition"] == "CreatesProcessedIdsTable"
+    assert not _stack().condition("CreatesProcessedIdsTable")
+    assert _stack(**WITH_CONSUMER).condition("CreatesProcessedIdsTable")
 
 
 def test_consumer_runs_the_handler_from_the_teams_zip_with_the_contracts_environment():
@@ -344,6 +367,8 @@ def test_consumer_runs_the_handler_from_the_teams_zip_with_the_contracts_environ
         "POWERTOOLS_METRICS_NAMESPACE": stages.NAMESPACE,
         "PAYLOAD_BUCKETS": "",
         "PAYLOAD_BUCKET_OWNER": "123456789012",
+        "OWNERSHIP_TABLE_NAME": "",
+        "PRIMARY_REGION": "",
     }
     fifo = _stack(QueueType="fifo", TopicType="fifo", **WITH_CONSUMER).resolve(_props("ConsumerFunction"))
     assert fifo["Environment"]["Variables"]["QUEUE_IS_FIFO"] == "true"
@@ -356,12 +381,14 @@ def test_consumer_mapping_reports_partial_batch_failures():
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == "4"
     assert _props("ConsumerMapping")["EventSourceArn"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert props["Enabled"] is True, "one region: the consumer runs"
 
 
 def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_resources():
     [policy] = _props("ConsumerRole")["Policies"]
     granted, resources_by_action = set(), {}
-    # The conditional statements read the Disa stack's payload bucket (the next test).
+    # The conditional statements read the Disa stack's payload bucket and, in two regions,
+    # the ownership record (the tests below).
     own = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" not in s]
     for statement in own:
         assert statement["Effect"] == "Allow"
@@ -369,14 +396,18 @@ def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_res
         granted.update(actions)
         resources_by_action.update(dict.fromkeys(actions, statement["Resource"]))
     assert granted == CONSUMER_ACTIONS
-    owner = {"sqs": "Queue", "dynamodb": "ProcessedIdsTable", "kms": "Key", "logs": "ConsumerLogGroup"}
+    owner = {"sqs": "Queue", "kms": "Key", "logs": "ConsumerLogGroup"}
     for action, resource in resources_by_action.items():
-        assert resource == {"Fn::GetAtt": [owner[action.split(":")[0]], "Arn"]}, action
+        if action.startswith("dynamodb:"):
+            # Built, not read from the table: in the secondary region the table is a replica.
+            assert _stack(**WITH_CONSUMER).resolve(resource) == ATTRIBUTES["ProcessedIdsTable.Arn"], action
+        else:
+            assert resource == {"Fn::GetAtt": [owner[action.split(":")[0]], "Arn"]}, action
 
 
 def _payload_statements(**parameters: str) -> list[dict]:
     [policy] = _stack(**WITH_CONSUMER, **parameters).resolve(_props("ConsumerRole")["Policies"])
-    own = {"ReadTheQueue", "RememberProcessedMessages", "DecryptMessagesAndEnvironment", "WriteLogs"}
+    own = {"ReadTheQueue", "RememberProcessedMessages", "DecryptMessagesAndEnvironment", "WriteLogs", "ReadOwnership"}
     return [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] not in own]
 
 
@@ -509,3 +540,149 @@ def test_dashboard_shows_queue_health_always_and_the_consumer_only_when_there_is
     with_consumer = {(ns, m, dims) for ns, m, dims, _ in _metric_rows(_dashboard(**WITH_CONSUMER))}
     function = ("FunctionName", "disa-orders-consumer")
     assert {("AWS/Lambda", m, function) for m in ("Errors", "Throttles", "Duration")} <= with_consumer
+
+
+# Two regions: each region's subscriber stack subscribes its own queue and the other region's
+# queue to its own topic, and only the owning region's consumer runs.
+
+
+def _sns_source_arns(statement: dict) -> set[str]:
+    """The topics an SNS statement lets in (its only condition is ArnEquals aws:SourceArn)."""
+    assert list(statement["Condition"]) == ["ArnEquals"] and list(statement["Condition"]["ArnEquals"]) == [
+        "aws:SourceArn"
+    ]
+    arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    return {arns} if isinstance(arns, str) else set(arns)
+
+
+def test_with_a_peer_queue_this_topic_delivers_to_it_too_keeping_what_it_cannot_deliver_here():
+    assert not _stack().condition("HasPeerQueue"), "one region: no second subscription"
+    assert _resource("PeerSubscription")["Condition"] == "HasPeerQueue"
+    stack = _stack(FilterPolicy='{"kind": ["order"]}', FilterPolicyScope="MessageBody", **TWO_REGIONS)
+    assert stack.condition("HasPeerQueue")
+    peer, local = stack.resolve(_props("PeerSubscription")), stack.resolve(_props("Subscription"))
+    # Declared in the topic's region, from this region's topic: SNS keeps it here.
+    assert (peer["TopicArn"], peer["Protocol"], peer["Endpoint"]) == (TOPIC, "sqs", PEER_QUEUE)
+    # The subscription's dead-letter queue must be in its region: this stack's own.
+    assert peer["RedrivePolicy"] == {"deadLetterTargetArn": ATTRIBUTES["DeadLetterQueue.Arn"]}
+    assert {k: v for k, v in peer.items() if k != "Endpoint"} == {k: v for k, v in local.items() if k != "Endpoint"}
+    outputs = template(NAME)["Outputs"]
+    assert outputs["PeerSubscriptionArn"] == {"Condition": "HasPeerQueue", "Value": {"Ref": "PeerSubscription"}}
+
+
+def test_the_queue_and_the_key_let_in_exactly_both_regions_topics_and_the_dead_letter_queue_only_this_one():
+    key_statements = _props("Key")["KeyPolicy"]["Statement"]
+    [key] = [s for s in key_statements if s["Principal"] == {"Service": "sns.amazonaws.com"}]
+    for parameters, topics in [({}, {TOPIC}), (TWO_REGIONS, {TOPIC, PEER_TOPIC})]:
+        stack = _stack(**parameters)
+        assert _sns_source_arns(stack.resolve(key)) == topics, parameters
+        [_, queue] = stack.resolve(_queue_policy("Queue"))["Statement"]
+        assert _sns_source_arns(queue) == topics, parameters
+        # Both subscriptions naming this dead-letter queue are from this region's topic; the
+        # other region's subscription to our queue keeps its failures in its own region.
+        [_, dead_letter] = stack.resolve(_queue_policy("DeadLetterQueue"))["Statement"]
+        assert _sns_source_arns(dead_letter) == {TOPIC}, parameters
+    # The other region's topic alone, without its queue: the secondary before the primary's
+    # queue exists (disa deploys the secondary first).
+    [_, queue] = _stack(PeerTopicArn=PEER_TOPIC).resolve(_queue_policy("Queue"))["Statement"]
+    assert _sns_source_arns(queue) == {TOPIC, PEER_TOPIC}
+
+
+def _secondary(**parameters: str) -> Evaluator:
+    """The secondary region's stack, where a Ref or GetAtt of the processed-ids table would
+    fail to resolve: the table there is the replica the CLI adds."""
+    attributes = {k: v for k, v in ATTRIBUTES.items() if not k.startswith("ProcessedIdsTable")}
+    peer = {
+        "TopicArn": PEER_TOPIC,
+        "PeerTopicArn": TOPIC,
+        "PeerQueueArn": ATTRIBUTES["Queue.Arn"],
+        "OwnershipTableName": "disa-ownership",
+        "PrimaryRegion": "us-east-1",
+        "ProcessedIdsReplica": "true",
+        "ConsumerActive": "false",
+    }
+    return Evaluator(
+        NAME, {**SAMPLE, **WITH_CONSUMER, **peer, **parameters}, {**attributes, "AWS::Region": "us-west-2"}
+    )
+
+
+def test_a_processed_ids_replica_is_not_created_yet_the_consumer_names_it_everywhere():
+    secondary = _secondary()
+    assert secondary.rule_failures() == []
+    assert secondary.condition("HasConsumer") and not secondary.condition("CreatesProcessedIdsTable")
+    name, arn = "disa-orders-processed-ids", "arn:aws:dynamodb:us-west-2:123456789012:table/disa-orders-processed-ids"
+    env = secondary.resolve(_props("ConsumerFunction")["Environment"]["Variables"])
+    assert env["PROCESSED_IDS_TABLE_NAME"] == name
+    [policy] = secondary.resolve(_props("ConsumerRole")["Policies"])
+    [remember] = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "RememberProcessedMessages"]
+    assert remember["Resource"] == arn, "this region's replica"
+    assert secondary.resolve(template(NAME)["Outputs"]["ProcessedIdsTableName"]["Value"]) == name
+    # Where the stack creates the table, the same name, from the table itself.
+    primary = _stack(**WITH_CONSUMER, **TWO_REGIONS)
+    assert primary.condition("CreatesProcessedIdsTable")
+    assert primary.resolve(_props("ProcessedIdsTable")["TableName"]) == name
+    assert _props("ConsumerFunction")["Environment"]["Variables"]["PROCESSED_IDS_TABLE_NAME"]["Fn::If"][1] == {
+        "Ref": "ProcessedIdsTable"
+    }, "the function waits for the table it names"
+
+
+def test_the_processed_ids_table_has_a_stream_only_in_two_regions_as_a_global_table_needs():
+    assert "StreamSpecification" not in _stack(**WITH_CONSUMER).resolve(_props("ProcessedIdsTable"))
+    props = _stack(**WITH_CONSUMER, **TWO_REGIONS).resolve(_props("ProcessedIdsTable"))
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+@pytest.mark.parametrize(("active", "enabled"), [("true", True), ("false", False)])
+def test_consumer_active_turns_the_mapping_on_or_off(active, enabled):
+    props = _stack(ConsumerActive=active, **WITH_CONSUMER).resolve(_props("ConsumerMapping"))
+    assert props["Enabled"] is enabled
+    assert _secondary(ConsumerActive=active).resolve(_props("ConsumerMapping"))["Enabled"] is enabled
+
+
+def test_consumer_reads_the_ownership_record_only_in_two_regions():
+    one_region = _stack(**WITH_CONSUMER)
+    [policy] = one_region.resolve(_props("ConsumerRole")["Policies"])
+    assert "ReadOwnership" not in {s["Sid"] for s in policy["PolicyDocument"]["Statement"]}
+    env = one_region.resolve(_props("ConsumerFunction")["Environment"]["Variables"])
+    assert (env["OWNERSHIP_TABLE_NAME"], env["PRIMARY_REGION"]) == ("", "")
+    two = _stack(**WITH_CONSUMER, **TWO_REGIONS)
+    [policy] = two.resolve(_props("ConsumerRole")["Policies"])
+    [read] = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "ReadOwnership"]
+    assert read == {
+        "Sid": "ReadOwnership",
+        "Effect": "Allow",
+        "Action": "dynamodb:GetItem",
+        "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/disa-ownership",
+    }
+    env = two.resolve(_props("ConsumerFunction")["Environment"]["Variables"])
+    assert (env["OWNERSHIP_TABLE_NAME"], env["PRIMARY_REGION"]) == ("disa-ownership", "us-east-1")
+
+
+def test_consumer_settings_read_the_two_region_environment_the_template_sets(monkeypatch):
+    env = _secondary().resolve(_props("ConsumerFunction")["Environment"]["Variables"])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", "us-west-2")  # Lambda's, not the template's
+    settings = Settings.from_environment()
+    assert (settings.processed_ids_table, settings.ownership_table, settings.primary_region, settings.region) == (
+        "disa-orders-processed-ids",
+        "disa-ownership",
+        "us-east-1",
+        "us-west-2",
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refusal"),
+    [
+        ({"PeerTopicArn": "arn:aws:sns:us-west-2:123456789012:disa-messages.fifo", "TopicType": "fifo"}, "Two regions"),
+        ({"PeerQueueArn": PEER_QUEUE}, "PeerQueueArn (the other region's queue)"),
+        ({"ProcessedIdsReplica": "true"}, "ProcessedIdsReplica true"),
+        ({"OwnershipTableName": "disa-ownership"}, "OwnershipTableName needs PrimaryRegion"),
+    ],
+)
+def test_rules_refuse_half_a_two_region_deployment(parameters, refusal):
+    [failure] = _stack(**parameters).rule_failures()
+    assert failure.startswith(refusal)
+    assert _stack(**TWO_REGIONS).rule_failures() == []
+    assert _stack(**TWO_REGIONS, ProcessedIdsReplica="true").rule_failures() == []

@@ -6,6 +6,16 @@ only the failing group's later messages wait), and one processing per insert, ke
 The helper adds the per-stage latency of each processed message as embedded-metric log lines,
 and reads the body of a message stored in S3 (the extended clients' pointer) before the
 handler sees it.
+
+Two regions: both regions' queues receive every message, and only the region the ownership
+record names (dal/ownership.py) processes. A consumer in the other region that processed would
+race the owner's on the global processed-ids table, whose conditional puts are checked in each
+region alone (last writer wins), so the same insert could be processed in both. Its mapping
+is meant to be off (`disa failover` turns it off and on), the messages waiting in its queue
+for a failover; a batch it receives anyway (a mapping turned on before the record moved, or
+left on) is failed back whole. Each such return counts as a receive, so a mapping left on
+moves the messages to the dead-letter queue after MaxReceiveCount receives, from where
+`disa redrive` returns them.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from disa_lambda.consumer import latency, stages
 from disa_lambda.consumer.message import Message, parse
 from disa_lambda.consumer.payloads import PayloadReader
 from disa_lambda.dal.clients import SDK_CONFIG
+from disa_lambda.dal.ownership import Ownership
+from disa_lambda.models.exceptions import SettingsError, StoreUnavailable
 from disa_lambda.models.settings import names_in
 
 # Longer than a dead-letter queue keeps a message (14 days at most), so a copy redriven
@@ -55,9 +67,17 @@ class Settings:
     retention_seconds: int
     payload_buckets: frozenset[str] = frozenset()  # buckets whose stored bodies it reads
     payload_bucket_owner: str | None = None
+    # Two regions: the table naming the region that processes, the region it names before any
+    # failover, and this function's region. The table's name is empty in one region.
+    ownership_table: str = ""
+    primary_region: str = ""
+    region: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
+        ownership, primary = os.environ.get("OWNERSHIP_TABLE_NAME", ""), os.environ.get("PRIMARY_REGION", "")
+        if ownership and not primary:
+            raise SettingsError("OWNERSHIP_TABLE_NAME is set but PRIMARY_REGION is not: two regions need both")
         return cls(
             subscriber=os.environ["SUBSCRIBER_NAME"],
             processed_ids_table=os.environ["PROCESSED_IDS_TABLE_NAME"],
@@ -65,6 +85,9 @@ class Settings:
             retention_seconds=int(os.environ.get("PROCESSED_ID_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)),
             payload_buckets=names_in(os.environ.get("PAYLOAD_BUCKETS", "")),
             payload_bucket_owner=os.environ.get("PAYLOAD_BUCKET_OWNER") or None,
+            ownership_table=ownership,
+            primary_region=primary,
+            region=os.environ.get("AWS_REGION", ""),  # Lambda sets it
         )
 
 
@@ -78,10 +101,9 @@ class Consumer:
         self._config = IdempotencyConfig(
             event_key_jmespath="key", expires_after_seconds=settings.retention_seconds, raise_on_no_idempotency_key=True
         )
-        store = DynamoDBPersistenceLayer(
-            table_name=settings.processed_ids_table,
-            boto3_client=dynamodb or boto3.client("dynamodb", config=SDK_CONFIG),
-        )
+        dynamodb = dynamodb or boto3.client("dynamodb", config=SDK_CONFIG)
+        store = DynamoDBPersistenceLayer(table_name=settings.processed_ids_table, boto3_client=dynamodb)
+        self._ownership = Ownership(settings.ownership_table, settings.region, settings.primary_region, client=dynamodb)
         self._once = idempotent_function(
             data_keyword_argument="copy", persistence_store=store, config=self._config, key_prefix=KEY_PREFIX
         )(self._run)
@@ -104,6 +126,8 @@ class Consumer:
 
         def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
             self._config.register_lambda_context(context)  # an in-progress record expires with this invocation
+            if not self._owns():
+                return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event.get("Records", [])]}
             processor = (
                 SqsFifoPartialProcessor(skip_group_on_error=True)
                 if self.settings.fifo
@@ -124,6 +148,25 @@ class Consumer:
                 self.metrics.flush_metrics()
 
         return lambda_handler
+
+    def _owns(self) -> bool:
+        """Whether this region processes; never when it cannot tell."""
+        try:
+            if self._ownership.owns():
+                return True
+            record = self._ownership.record()  # the one owns() read, cached
+        except StoreUnavailable as error:
+            self.logger.warning(
+                "batch not processed: the ownership record could not be read; it returns to the queue",
+                extra={"region": self._ownership.region, "reason": str(error)},
+            )
+            return False
+        self.logger.warning(
+            "batch not processed: another region owns; it returns to the queue. Disable this "
+            "region's consumer mapping (`disa failover` does)",
+            extra={"region": self._ownership.region, "owner": record.owner, "epoch": record.epoch},
+        )
+        return False
 
     def _process(self, function: Handler, record: SQSRecord) -> None:
         message = parse(record.raw_event)
