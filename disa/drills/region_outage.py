@@ -20,7 +20,7 @@ failover took and the time until the orders it found unfinished were published.
 from __future__ import annotations
 
 import json
-import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -87,6 +87,7 @@ class RegionOutageResult:
     phases: list[Phase]
     failover_seconds: float
     failback_seconds: float
+    caught_up_seconds: dict[str, float]  # move -> seconds until every order inserted before it was published
     passive_writes: int
     settled: bool
     notes: list[str] = field(default_factory=list)
@@ -142,16 +143,24 @@ class Drill:
 
     # -- the producer -----------------------------------------------------------------------
     def produce(self, milestones: dict[int, Callable[[], None]]) -> None:
+        """Insert the orders at the drill's rate; each milestone starts once its order is in,
+        on a thread of its own (one at a time, in order), so orders keep flowing through
+        the cut, the failover, the recovery and the failback."""
         info = self.info(self.primary)
         batch = orders.orders(self.run_id, self.count, poison_every=self.count + 1)
         self.started = time.monotonic()
-        for number, order in enumerate(batch, start=1):
-            due = self.started + (number - 1) / self.rate
-            time.sleep(max(0.0, due - time.monotonic()))
-            orders.send_orders(self.primary, info, self.run_id, [order])
-            self.keys.append(order.key)
-            if number in milestones:
-                milestones[number]()
+        with ThreadPoolExecutor(max_workers=1) as phases:
+            begun = []
+            for number, order in enumerate(batch, start=1):
+                due = self.started + (number - 1) / self.rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                orders.send_orders(self.primary, info, self.run_id, [order])
+                self.keys.append(order.key)
+                if number in milestones:
+                    begun.append(phases.submit(milestones[number]))
+            self.mark("all inserted")
+            for phase in begun:
+                phase.result()  # a phase that failed fails the drill
 
     def mark(self, name: str, detail: str = "") -> None:
         self.phases.append(Phase(name, time.monotonic() - self.started, detail))
@@ -166,11 +175,14 @@ class Drill:
 
     # -- the census --------------------------------------------------------------------------
     def statuses(self) -> dict[str, str]:
+        return self.statuses_of(self.keys)
+
+    def statuses_of(self, wanted: list[str]) -> dict[str, str]:
         info = self.info(self.primary)
-        keys = [{info.key_name: {"S": key}} for key in self.keys]
+        keys = [{info.key_name: {"S": key}} for key in wanted]
         found = get_items(self.primary("dynamodb"), info.table, keys, ConsistentRead=True)
         by_key = {item[info.key_name]["S"]: item.get(Field.STATUS, {}).get("S", "") for item in found}
-        return {key: by_key.get(key, "") for key in self.keys}
+        return {key: by_key.get(key, "") for key in wanted}
 
     def processed(self, since: float) -> dict[str, Counter[str]]:
         return {
@@ -200,9 +212,8 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
     progress(f"deploying {STACK} in {PRIMARY} and {SECONDARY}, with subscribers orders and audit in both")
     drill.deploy()
     since = time.time()
-    copies: list[dict[str, Any]] = []
     moves: dict[str, ownership.FailoverReport] = {}
-    lock = threading.Lock()
+    caught_up: dict[str, float] = {}
 
     def cut() -> None:
         drill.set_pipeline(drill.primary, enabled=False)
@@ -210,11 +221,16 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
 
     def move(to: Clients, label: str) -> None:
         came_from = drill.secondary if to is drill.primary else drill.primary
+        before = list(drill.keys)
         drill.pending_at_move[label] = drill.pending(came_from)
         drill.mark(label, f"to {to.region}; {len(drill.pending_at_move[label])} orders PENDING in {came_from.region}")
-        with lock:
-            moves[label] = ownership.failover(clients, STACK, to.region, lambda line: progress(f"    {line}"))
+        began = time.monotonic()
+        moves[label] = ownership.failover(clients, STACK, to.region, lambda line: progress(f"    {line}"))
         drill.mark(f"{label} done", f"in {moves[label].seconds:.1f} s")
+        # Recovery time: until every order inserted before the move is published.
+        wait_until(lambda: drill.statuses_of(before), lambda s: all(v == Status.SUCCESSFUL for v in s.values()), 300, 1)
+        caught_up[label] = time.monotonic() - began
+        drill.mark(f"{label}: every earlier order SUCCESSFUL", f"{caught_up[label]:.1f} s after it began")
 
     def recover() -> None:
         drill.set_pipeline(drill.primary, enabled=True)
@@ -229,7 +245,6 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
     }
     progress(f"inserting {count} orders into {PRIMARY} at {rate:g}/s")
     drill.produce(milestones)
-    drill.mark("all inserted")
 
     def settled_now() -> tuple[dict[str, str], dict[str, Counter[str]]]:
         run_retry(drill.primary, drill.info(drill.primary))
@@ -255,7 +270,7 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
     settled = done((statuses, processed))
     drill.mark("settled" if settled else "gave up settling")
     copies = drill._drain_audit()
-    return _census(drill, statuses, processed, copies, moves, settled)
+    return _census(drill, statuses, processed, copies, moves, caught_up, settled)
 
 
 def _census(
@@ -264,6 +279,7 @@ def _census(
     processed: dict[str, Counter[str]],
     copies: list[dict[str, Any]],
     moves: dict[str, ownership.FailoverReport],
+    caught_up: dict[str, float],
     settled: bool,
 ) -> RegionOutageResult:
     total: Counter[str] = Counter()
@@ -296,6 +312,7 @@ def _census(
         phases=drill.phases,
         failover_seconds=moves["failover"].seconds if "failover" in moves else float("nan"),
         failback_seconds=moves["failback"].seconds if "failback" in moves else float("nan"),
+        caught_up_seconds=caught_up,
         passive_writes=sum(1 for key in published_twice if key not in in_flight),
         settled=settled,
         notes=[line for report in moves.values() for line in report.lines()],
@@ -316,6 +333,10 @@ def report(result: RegionOutageResult) -> str:
         ("processed by region", ", ".join(f"{r} {n}" for r, n in sorted(result.processed_by.items()))),
         ("time to fail over (disa failover)", f"{result.failover_seconds:.1f} s"),
         ("time to fail back (disa failover)", f"{result.failback_seconds:.1f} s"),
+        (
+            "orders left unfinished all published",
+            ", ".join(f"{s:.1f} s after the {m} began" for m, s in result.caught_up_seconds.items()) or "-",
+        ),
     ]
     lines = [console.table([{"census": name, "": value} for name, value in rows], headers="keys"), ""]
     lines += [f"  {phase.at:6.1f} s  {phase.name} {phase.detail}".rstrip() for phase in result.phases]
