@@ -70,12 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--regions",
         metavar="PRIMARY,SECONDARY",
-        help="deploy to two regions: a global table, the pipeline in both, the primary publishing (README, Two regions)",
+        help="deploy to two regions: global tables, the pipeline in both, the primary publishing (README, Two regions)",
     )
     failover = commands.add_parser(
         "failover", parents=[common, stack], help="two regions: move publishing and consumers to REGION"
     )
     failover.add_argument("--to", required=True, metavar="REGION", help="the region that takes over")
+    failover.add_argument(
+        "--force", action="store_true", help="go on when the other region does not answer (a real outage)"
+    )
 
     send = commands.add_parser("send", parents=[common, stack], help="insert an item; prints its key")
     send.add_argument("message", nargs="?", help="the message text")
@@ -296,7 +299,7 @@ def _destroy_both(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _failover(clients: Clients, args: argparse.Namespace) -> int:
-    report = ownership.failover(clients, args.stack, args.to)
+    report = ownership.failover(clients, args.stack, args.to, force=args.force)
     print("\n".join(report.lines()))
     return 0
 
@@ -320,11 +323,26 @@ def _status(clients: Clients, args: argparse.Namespace) -> int:
         raise UserError("--minutes must be at least 1")
     report = status_report(clients, StackInfo.of(clients, args.stack))
     report["subscribers"] = subscriber_report(clients, args.stack, args.minutes)
+    report["ownership"] = ownership.describe(clients, args.stack)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     _print_table([{"Status": s, "Items": n} for s, n in report["counts"].items()])
     print(f"\noldest PENDING since: {report['oldestPending'] or '-'}\n")
+    if report["ownership"]:
+        # Each region's replica of the record: they differ only while a failover replicates.
+        _print_table(
+            [
+                {
+                    "Replica in": region,
+                    "Says the owner is": view.get("owner", view.get("error")),
+                    "Epoch": view.get("epoch", "-"),
+                    "Since": view.get("since") or "-",
+                }
+                for region, view in report["ownership"].items()
+            ]
+        )
+        print()
     _print_table([{"Alarm": a, "State": s} for a, s in report["alarms"].items()])
     if report["recentProblems"]:
         print()
@@ -384,7 +402,11 @@ def _subscribe(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _unsubscribe(clients: Clients, args: argparse.Namespace) -> int:
-    subscribers.unsubscribe(clients, args.stack, subscriber_stacks.check_name(args.name), args.discard)
+    name = subscriber_stacks.check_name(args.name)
+    if StackInfo.of(clients, args.stack).two_regions:
+        subscribers.unsubscribe_in_both_regions(clients, args.stack, name, args.discard)
+    else:
+        subscribers.unsubscribe(clients, args.stack, name, args.discard)
     print(f"subscriber {args.name} deleted")
     return 0
 

@@ -154,7 +154,9 @@ def _wait_for_replica(primary: Clients, table: str, region: str) -> None:
         if status.get(region) == "ACTIVE" and described.get("TableStatus") == "ACTIVE":
             return
         time.sleep(POLL_SECONDS)
-    raise UserError(f"the replica of {table} in {region} is not ACTIVE after {REPLICA_WAIT_SECONDS} s; run deploy again")
+    raise UserError(
+        f"the replica of {table} in {region} is not ACTIVE after {REPLICA_WAIT_SECONDS} s; run deploy again"
+    )
 
 
 def remove_replica(primary: Clients, table: str, secondary: Clients, log: Callable[[str], None] = progress) -> None:

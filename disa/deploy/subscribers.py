@@ -78,8 +78,8 @@ def subscribe_in_both_regions(
     the topic's region, and the local engine ignores one declared elsewhere). Only the owning
     region's consumer runs; both share a global processed-ids table, created by the primary's
     stack and replicated to the secondary. Returns each region's outputs."""
-    from disa.deploy.regions import ensure_replica  # noqa: PLC0415 (deploy.regions imports operate)
-    from disa.operate.regions import read_ownership  # noqa: PLC0415
+    from disa.deploy.regions import ensure_replica
+    from disa.operate.regions import read_ownership
 
     infos = {region: StackInfo.of(clients.in_region(region), stack) for region in StackInfo.of(clients, stack).regions}
     primary, secondary = infos
@@ -101,7 +101,10 @@ def subscribe_in_both_regions(
         regional = clients.in_region(region)
         log(f"subscriber {request.name} in {region}")
         with_regions = Subscription(
-            **{**request.__dict__, "parameters": {**request.parameters, **two_region_parameters(region, peer_queue_arn)}}
+            **{
+                **request.__dict__,
+                "parameters": {**request.parameters, **two_region_parameters(region, peer_queue_arn)},
+            }
         )
         return subscribe(regional, infos[region], with_regions, bucket or packaging.default_bucket(regional), log)
 
@@ -135,18 +138,39 @@ def unsubscribe(
     """Delete the subscriber's stack, queues included; refuses while they hold messages
     unless ``discard``, so no message is lost by accident."""
     subscriber = SubscriberInfo.of(clients, disa_stack, name)
+    _check_empty(clients, subscriber, discard)
+    stacks.destroy(clients, subscriber.stack, log)
+
+
+def unsubscribe_in_both_regions(
+    clients: Clients, disa_stack: str, name: str, discard: bool, log: Callable[[str], None] = progress
+) -> None:
+    """Both regions' stacks of a subscriber, the secondary's first (its queue is the peer the
+    primary's topic delivers to); the processed-ids replica goes before its table."""
+    from disa.deploy.regions import remove_replica
+
+    primary, secondary = (clients.in_region(region) for region in StackInfo.of(clients, disa_stack).regions)
+    found = {regional: SubscriberInfo.of(regional, disa_stack, name) for regional in (primary, secondary)}
+    for regional, subscriber in found.items():  # refuse before deleting anything
+        _check_empty(regional, subscriber, discard)
+    if found[primary].processed_ids_table:
+        remove_replica(primary, found[primary].processed_ids_table, secondary, log)
+    for regional in (secondary, primary):
+        stacks.destroy(regional, found[regional].stack, log)
+
+
+def _check_empty(clients: Clients, subscriber: SubscriberInfo, discard: bool) -> None:
     waiting = {
         queue: depth(clients, ref)
         for queue, ref in (("queue", subscriber.queue), ("dead-letter queue", subscriber.dead_letter))
     }
     held = {queue: sum(counts.values()) for queue, counts in waiting.items() if sum(counts.values())}
     if held and not discard:
-        described = ", ".join(f"its {queue} holds {n}" for queue, n in held.items())
+        described = ", ".join(f"its {queue} in {clients.region} holds {n}" for queue, n in held.items())
         raise UserError(
-            f"subscriber {name} still has messages ({described}); drain or redrive them, "
+            f"subscriber {subscriber.name} still has messages ({described}); drain or redrive them, "
             "or pass --discard to delete them with the queues"
         )
-    stacks.destroy(clients, subscriber.stack, log)
 
 
 def _check_consumer(request: Subscription) -> None:

@@ -20,10 +20,10 @@ failover took and the time until the orders it found unfinished were published.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -36,7 +36,6 @@ from disa.common.console import progress
 from disa.deploy import regions as region_deploy
 from disa.deploy.subscribers import Subscription, subscribe_in_both_regions
 from disa.drills import orders
-from disa.operate import items
 from disa.operate import regions as ownership
 from disa.operate import subscribers as subscriber_stacks
 from disa.operate.retry_job import run_retry
@@ -119,7 +118,7 @@ class Drill:
         region_deploy.deploy(self.primary, STACK, pair, PARAMETERS, None, self.log)
         current = ownership.read_ownership(self.primary, self.info(self.primary).ownership_table, PRIMARY)
         if current.owner != PRIMARY:  # a drill stopped half way left the secondary owning
-            ownership.failover(self.primary, STACK, PRIMARY, self.log)
+            ownership.failover(self.primary, STACK, PRIMARY, log=self.log)
         for request in (ORDERS, AUDIT):
             subscribe_in_both_regions(self.primary, STACK, request, None, self.log)
         self._drain_audit()
@@ -225,7 +224,7 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
         drill.pending_at_move[label] = drill.pending(came_from)
         drill.mark(label, f"to {to.region}; {len(drill.pending_at_move[label])} orders PENDING in {came_from.region}")
         began = time.monotonic()
-        moves[label] = ownership.failover(clients, STACK, to.region, lambda line: progress(f"    {line}"))
+        moves[label] = ownership.failover(clients, STACK, to.region, log=lambda line: progress(f"    {line}"))
         drill.mark(f"{label} done", f"in {moves[label].seconds:.1f} s")
         # Recovery time: until every order inserted before the move is published.
         wait_until(lambda: drill.statuses_of(before), lambda s: all(v == Status.SUCCESSFUL for v in s.values()), 300, 1)
@@ -263,8 +262,7 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
         SETTLE_SECONDS,
         interval=2,
         on_wait=lambda state, elapsed: progress(
-            f"  settling: {Counter(state[0].values()).get(Status.SUCCESSFUL, 0)}/{count} SUCCESSFUL "
-            f"({elapsed:.0f} s)"
+            f"  settling: {Counter(state[0].values()).get(Status.SUCCESSFUL, 0)}/{count} SUCCESSFUL ({elapsed:.0f} s)"
         ),
     )
     settled = done((statuses, processed))
@@ -340,7 +338,7 @@ def report(result: RegionOutageResult) -> str:
     ]
     lines = [console.table([{"census": name, "": value} for name, value in rows], headers="keys"), ""]
     lines += [f"  {phase.at:6.1f} s  {phase.name} {phase.detail}".rstrip() for phase in result.phases]
-    lines += [""] + result.notes
+    lines += ["", *result.notes]
     for key, cause in list(result.published_twice.items())[:10]:
         lines.append(f"  published twice: {key}: {cause}")
     for key in result.lost[:10]:

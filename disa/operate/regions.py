@@ -62,7 +62,9 @@ def initial_ownership(clients: Clients, table: str, primary: str, log: Callable[
     record = OwnershipRecord(owner=primary, epoch=FIRST_EPOCH + 1, since=_now_iso())
     try:
         clients("dynamodb").put_item(
-            TableName=table, Item=record.to_item(), ConditionExpression="attribute_not_exists(#scope)",
+            TableName=table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(#scope)",
             ExpressionAttributeNames={"#scope": "scope"},
         )
         log(f"ownership: {primary} publishes")
@@ -105,13 +107,30 @@ class FailoverReport:
 
 
 def failover(
-    clients: Clients, stack: str, to_region: str, log: Callable[[str], None] = progress
+    clients: Clients, stack: str, to_region: str, force: bool = False, log: Callable[[str], None] = progress
 ) -> FailoverReport:
+    """Move publishing to ``to_region``. Without ``force`` the old region must answer, so it
+    is fenced before the new one starts; with it, a region that does not answer is left to
+    learn of the move by replication (README, "Two regions": what that may repeat)."""
     started = time.monotonic()
     new = clients.in_region(to_region)
-    info = StackInfo.of(new, stack)
+    try:
+        info = StackInfo.of(new, stack)
+    except UserError:
+        # Say why from the region the command was given: one region only, or not one of its two.
+        RegionPair.of_stack(StackInfo.of(clients, stack).regions, stack).other(to_region)
+        raise
     pair = RegionPair.of_stack(info.regions, stack)
     old = clients.in_region(pair.other(to_region))
+    try:
+        read_ownership(old, info.ownership_table, pair.primary)
+    except (ClientError, BotoCoreError) as error:
+        if not force:
+            raise UserError(
+                f"{old.region} does not answer ({_short(error)}), so it cannot be stopped first; if it is down, run "
+                "again with --force, accepting that what it still publishes or processes before it learns of the "
+                "move may happen twice (README, Two regions)"
+            ) from error
     current = read_ownership(new, info.ownership_table, pair.primary)
     if current.owner == to_region:
         log(f"{to_region} already owns publishing (epoch {current.epoch}); finishing any step left undone")
@@ -139,7 +158,10 @@ def failover(
 def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: OwnershipRecord) -> None:
     """Conditional on the epoch read: two failovers at once cannot both win."""
     if read.epoch == FIRST_EPOCH:
-        condition = {"ConditionExpression": "attribute_not_exists(#scope)", "ExpressionAttributeNames": {"#scope": "scope"}}
+        condition = {
+            "ConditionExpression": "attribute_not_exists(#scope)",
+            "ExpressionAttributeNames": {"#scope": "scope"},
+        }
     else:
         condition = {
             "ConditionExpression": "#epoch = :read",
@@ -150,7 +172,9 @@ def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: O
         clients("dynamodb").put_item(TableName=table, Item=record.to_item(), **condition)
     except ClientError as error:
         if "ConditionalCheckFailed" in str(error):
-            raise UserError("another failover changed the ownership record meanwhile; run `disa failover` again") from error
+            raise UserError(
+                "another failover changed the ownership record meanwhile; run `disa failover` again"
+            ) from error
         raise
 
 
@@ -216,11 +240,13 @@ def _set_consumers(clients: Clients, stack: str, enabled: bool) -> list[str]:
         function = subscriber.consumer_function
         if not function:
             continue
+        wanted = "Enabled" if enabled else "Disabled"
         for mapping in aws_lambda.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
             aws_lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
-            wanted = "Enabled" if enabled else "Disabled"
             _wait_until(
-                lambda uuid=mapping["UUID"]: aws_lambda.get_event_source_mapping(UUID=uuid)["State"] == wanted,
+                lambda uuid=mapping["UUID"], state=wanted: (
+                    aws_lambda.get_event_source_mapping(UUID=uuid)["State"] == state
+                ),
                 f"the queue mapping of {function} in {clients.region} to be {wanted}",
             )
         alarms = [subscriber.oldest_message_alarm]

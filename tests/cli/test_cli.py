@@ -316,3 +316,24 @@ def test_group_release_passes_an_abandoned_head_and_makes_the_next_item_due(moto
 def test_group_commands_on_a_standard_stack_say_there_are_no_groups(moto_stack, capsys):
     code, _, err = disa(capsys, "group", "show", "A", "--stack", NAME_PREFIX)
     assert (code, err) == (1, f"disa: stack {NAME_PREFIX} publishes to a standard topic: it has no message groups\n")
+
+
+def test_failover_of_a_one_region_stack_says_how_to_deploy_two(moto_stack, capsys):
+    code, out, err = disa(capsys, "failover", "--stack", NAME_PREFIX, "--to", "us-west-2")
+    assert code == 1 and out == ""
+    expected = f"disa: stack {NAME_PREFIX} runs in one region; deploy it with `disa deploy --regions A,B` first"
+    assert err.strip() == expected
+
+
+@pytest.mark.parametrize("moto_stack", ["two-regions"], indirect=True)
+def test_failover_to_a_region_outside_the_deployment_is_refused_in_one_line(moto_stack, capsys):
+    code, _, err = disa(capsys, "failover", "--stack", NAME_PREFIX, "--to", "ap-south-1")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "ap-south-1" in err
+
+
+@pytest.mark.parametrize("regions", ["us-east-1", "us-east-1,us-east-1"])
+def test_deploy_with_a_malformed_region_pair_says_what_it_takes(capsys, regions):
+    code, _, err = disa(capsys, "deploy", "--regions", regions, "--region", "us-east-1")
+    assert code == 1
+    assert "must name two different regions, primary first" in err

@@ -63,7 +63,9 @@ def test_the_trigger_is_mapped_only_once_the_replica_has_a_stream(stream, mapped
         ({"PeerRegion": "eu-west-1"}, "us-west-2", "us-west-2,eu-west-1"),
     ],
 )
-def test_every_function_is_told_the_primary_and_the_outputs_list_the_regions_primary_first(parameters, primary, regions):
+def test_every_function_is_told_the_primary_and_the_outputs_list_the_regions_primary_first(
+    parameters, primary, regions
+):
     evaluator = Evaluator("root-stack", parameters, ACCOUNT_REGION)
     functions = evaluator.template["Resources"]["Functions"]["Properties"]["Parameters"]
     assert evaluator.resolve(functions["PrimaryRegion"]) == primary
@@ -71,7 +73,9 @@ def test_every_function_is_told_the_primary_and_the_outputs_list_the_regions_pri
 
 
 def test_two_regions_refuse_a_fifo_topic_and_a_secondary_without_its_peer():
-    fifo = Evaluator("root-stack", {"PeerRegion": "us-east-1", "TopicType": "fifo", "RetryIntervalMinutes": "1"}, ACCOUNT_REGION)
+    fifo = Evaluator(
+        "root-stack", {"PeerRegion": "us-east-1", "TopicType": "fifo", "RetryIntervalMinutes": "1"}, ACCOUNT_REGION
+    )
     assert any("Two regions take a standard topic" in f for f in fifo.rule_failures())
     orphan = Evaluator("root-stack", {"HoldsReplicas": "true"}, ACCOUNT_REGION)
     assert any("needs PeerRegion" in f for f in orphan.rule_failures())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 from disa_lambda.dal.ownership import CACHE_SECONDS, Ownership
 from disa_lambda.models.exceptions import StoreUnavailable
 from disa_lambda.models.ownership import KEY, OwnershipRecord
-from botocore.exceptions import ClientError
 
 from disa.common.errors import UserError
 from disa.deploy.regions import RegionPair
@@ -18,7 +18,7 @@ class Table:
     def __init__(self, item=None, error: bool = False) -> None:
         self.item, self.error, self.reads = item, error, 0
 
-    def get_item(self, TableName, Key, ConsistentRead):  # noqa: N803 (boto3's names)
+    def get_item(self, TableName, Key, ConsistentRead):
         assert Key == KEY and ConsistentRead
         self.reads += 1
         if self.error:
