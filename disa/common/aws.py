@@ -28,6 +28,15 @@ class Target:
         return endpoint.startswith("https://")
 
 
+_DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+_CONFIGS = {
+    # The CLI invokes Disa's functions synchronously (`disa retry`, a failover's takeover
+    # sweep), which may run up to their 300-s timeout: a shorter read timeout would give up
+    # and, retried, run the same work several times at once (throttles are still retried).
+    "lambda": Config(read_timeout=320, retries={"mode": "standard", "max_attempts": 3}),
+}
+
+
 class Clients:
     def __init__(self, target: Target) -> None:
         try:
@@ -53,9 +62,7 @@ class Clients:
         if service not in self._cache:
             try:
                 self._cache[service] = self._session.client(
-                    service,
-                    endpoint_url=self.target.endpoint_url,
-                    config=Config(retries={"mode": "standard", "max_attempts": 5}),
+                    service, endpoint_url=self.target.endpoint_url, config=_CONFIGS.get(service, _DEFAULT_CONFIG)
                 )
             except NoRegionError as error:
                 raise UserError("no AWS region set; pass --region or set AWS_REGION") from error

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from disa.common.aws import Clients
 from disa.common.console import progress
@@ -25,6 +26,16 @@ from disa.common.errors import UserError
 from disa.deploy import packaging, stacks
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+# Regions an account must opt in to (launched after March 2019): SNS delivers across regions
+# to or from them only with a regional service principal, which the queue and key policies do
+# not name, and not at all between two of them (README, Known limits).
+OPT_IN_REGIONS = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-east-2", "ap-south-2", "ap-southeast-3", "ap-southeast-4",
+        "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-west-1", "eu-central-2", "eu-south-1",
+        "eu-south-2", "il-central-1", "me-central-1", "me-south-1", "mx-central-1",
+    }
+)  # fmt: skip
 REPLICA_WAIT_SECONDS = 3600  # AWS copies a large table into a new replica for a long time
 POLL_SECONDS = 5
 
@@ -40,6 +51,12 @@ class RegionPair:
         if len(names) != 2 or not all(_REGION.fullmatch(name) for name in names) or names[0] == names[1]:
             raise UserError(
                 f"--regions {text!r} must name two different regions, primary first, e.g. us-east-1,us-west-2"
+            )
+        opted_in = sorted(OPT_IN_REGIONS.intersection(names))
+        if opted_in:
+            raise UserError(
+                f"{opted_in[0]} is an opt-in region, whose cross-region SNS delivery Disa does not set up; "
+                "choose two regions enabled by default"
             )
         return cls(names[0], names[1])
 
@@ -137,22 +154,58 @@ def ensure_replica(
             TableName=table,
             ReplicaUpdates=[{"Create": {"RegionName": secondary.region, "KMSMasterKeyId": key_arn}}],
         )
-    _wait_for_replica(primary, table, secondary.region)
+    _wait_for_replica(primary, table, secondary)
     replica = secondary("dynamodb")
-    replica.update_continuous_backups(
-        TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
-    if described.get("DeletionProtectionEnabled"):
-        replica.update_table(TableName=table, DeletionProtectionEnabled=True)
+    # Settings already in place are left alone: each deploy runs this again.
+    backups = replica.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+    if backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") != "ENABLED":
+        _settling(
+            lambda: replica.update_continuous_backups(
+                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        )
+    if described.get("DeletionProtectionEnabled") and not _table(secondary, table).get("DeletionProtectionEnabled"):
+        _settling(lambda: replica.update_table(TableName=table, DeletionProtectionEnabled=True))
 
 
-def _wait_for_replica(primary: Clients, table: str, region: str) -> None:
-    deadline = time.monotonic() + REPLICA_WAIT_SECONDS
+# A replica that has just become ACTIVE still refuses some updates for minutes: AWS answers
+# ContinuousBackupsUnavailableException (point-in-time recovery being set up) or
+# ResourceInUseException (its indexes still being built).
+_SETTLING_ERRORS = ("ContinuousBackupsUnavailableException", "ResourceInUseException")
+_TERMINAL_REPLICA_STATUSES = ("CREATION_FAILED", "INACCESSIBLE_ENCRYPTION_CREDENTIALS", "REGION_DISABLED")
+
+
+def _settling(update: Callable[[], object]) -> None:
+    Retrying(
+        retry=retry_if_exception(lambda error: any(code in str(error) for code in _SETTLING_ERRORS)),
+        wait=wait_exponential(multiplier=2, max=60),
+        stop=stop_after_delay(REPLICA_WAIT_SECONDS),
+        reraise=True,
+    )(update)
+
+
+def _table(clients: Clients, table: str) -> dict:
+    return clients("dynamodb").describe_table(TableName=table)["Table"]
+
+
+def _wait_for_replica(primary: Clients, table: str, secondary: Clients) -> None:
+    """Until the replica and each of its indexes are ACTIVE; a replica AWS could not create
+    (its key refused, most often) fails at once with the status that says why."""
+    region, deadline = secondary.region, time.monotonic() + REPLICA_WAIT_SECONDS
     while time.monotonic() < deadline:
-        described = primary("dynamodb").describe_table(TableName=table)["Table"]
+        described = _table(primary, table)
         status = {r["RegionName"]: r.get("ReplicaStatus", "ACTIVE") for r in described.get("Replicas", [])}
+        if status.get(region) in _TERMINAL_REPLICA_STATUSES:
+            raise UserError(
+                f"the replica of {table} in {region} is {status[region]}: check that the deploying role may use the "
+                f"key of {region} (kms:CreateGrant, kms:DescribeKey) and that the region is enabled"
+            )
         if status.get(region) == "ACTIVE" and described.get("TableStatus") == "ACTIVE":
-            return
+            replica = _table(secondary, table)
+            # The local engine reports no IndexStatus: an index it lists is ready.
+            indexes = [index.get("IndexStatus", "ACTIVE") for index in replica.get("GlobalSecondaryIndexes", [])]
+            if replica.get("TableStatus") == "ACTIVE" and all(state == "ACTIVE" for state in indexes):
+                return
         time.sleep(POLL_SECONDS)
     raise UserError(
         f"the replica of {table} in {region} is not ACTIVE after {REPLICA_WAIT_SECONDS} s; run deploy again"

@@ -86,26 +86,22 @@ def subscribe_in_both_regions(
     owner = read_ownership(clients.in_region(primary), infos[primary].ownership_table, primary).owner
     name = stack_name(stack, request.name)
 
-    def two_region_parameters(region: str, peer_queue_arn: str) -> dict[str, str]:
+    def two_region_parameters(region: str, peer_queue_arn: str, active: bool) -> dict[str, str]:
         other = secondary if region == primary else primary
         return {
             "PeerTopicArn": infos[other].topic_arn,
             "PeerQueueArn": peer_queue_arn,
             "ProcessedIdsReplica": "true" if region == secondary else "false",
-            "ConsumerActive": "true" if region == owner else "false",
+            "ConsumerActive": "true" if active else "false",
             "OwnershipTableName": infos[region].ownership_table,
             "PrimaryRegion": primary,
         }
 
-    def deploy_in(region: str, peer_queue_arn: str) -> dict[str, str]:
+    def deploy_in(region: str, peer_queue_arn: str, active: bool) -> dict[str, str]:
         regional = clients.in_region(region)
         log(f"subscriber {request.name} in {region}")
-        with_regions = Subscription(
-            **{
-                **request.__dict__,
-                "parameters": {**request.parameters, **two_region_parameters(region, peer_queue_arn)},
-            }
-        )
+        parameters = {**request.parameters, **two_region_parameters(region, peer_queue_arn, active)}
+        with_regions = Subscription(**{**request.__dict__, "parameters": parameters})
         return subscribe(regional, infos[region], with_regions, bucket or packaging.default_bucket(regional), log)
 
     def queue_arn(region: str) -> str:
@@ -115,10 +111,15 @@ def subscribe_in_both_regions(
             return ""
 
     # The secondary first (with the primary's queue if it exists), so the primary's stack can
-    # subscribe the secondary's queue; then the secondary again if the primary's queue is new.
+    # subscribe the secondary's queue, and with its consumer off until its processed-ids
+    # replica exists; then the secondary again for whatever it could not have the first time.
     known_primary_queue = queue_arn(primary)
-    out = {secondary: deploy_in(secondary, known_primary_queue)}
-    out[primary] = deploy_in(primary, out[secondary]["QueueArn"])
+    replica_exists = not request.handler or _has_replica(
+        clients.in_region(primary), f"{infos[primary].name_prefix}-{request.name}-processed-ids", secondary
+    )
+    early_active = owner == secondary and replica_exists
+    out = {secondary: deploy_in(secondary, known_primary_queue, early_active)}
+    out[primary] = deploy_in(primary, out[secondary]["QueueArn"], owner == primary)
     if request.handler:
         ensure_replica(
             clients.in_region(primary),
@@ -127,9 +128,17 @@ def subscribe_in_both_regions(
             out[secondary]["KeyArn"],
             log,
         )
-    if known_primary_queue != out[primary]["QueueArn"]:
-        out[secondary] = deploy_in(secondary, out[primary]["QueueArn"])
+    if known_primary_queue != out[primary]["QueueArn"] or early_active != (owner == secondary):
+        out[secondary] = deploy_in(secondary, out[primary]["QueueArn"], owner == secondary)
     return out
+
+
+def _has_replica(primary: Clients, table: str, region: str) -> bool:
+    try:
+        described = primary("dynamodb").describe_table(TableName=table)["Table"]
+    except primary("dynamodb").exceptions.ResourceNotFoundException:
+        return False
+    return region in {replica["RegionName"] for replica in described.get("Replicas", [])}
 
 
 def unsubscribe(

@@ -19,6 +19,7 @@ failover took and the time until the orders it found unfinished were published.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -33,6 +34,7 @@ from disa.common import console
 from disa.common.aws import Clients
 from disa.common.aws_helpers import get_items, received_messages, wait_until
 from disa.common.console import progress
+from disa.common.errors import UserError
 from disa.deploy import regions as region_deploy
 from disa.deploy.subscribers import Subscription, subscribe_in_both_regions
 from disa.drills import orders
@@ -61,6 +63,9 @@ ORDERS = Subscription(
 # from either region's topic, is how the census counts publishes.
 AUDIT = Subscription(name="audit", parameters={"RawMessageDelivery": "false"})
 DEFAULT_ORDERS, DEFAULT_RATE = 400, 10.0
+# Each phase lasts at least this long before the next begins, so the region that owns after
+# a move publishes and consumes for a while (a move can take longer than a quarter of a run).
+DWELL_SECONDS = 8.0
 SETTLE_SECONDS = 600
 
 
@@ -121,7 +126,21 @@ class Drill:
             ownership.failover(self.primary, STACK, PRIMARY, log=self.log)
         for request in (ORDERS, AUDIT):
             subscribe_in_both_regions(self.primary, STACK, request, None, self.log)
+            self._check_subscribed(request.name)
         self._drain_audit()
+
+    def _check_subscribed(self, name: str) -> None:
+        """Each topic delivers to the subscriber's queue in both regions (a subscriber stack
+        outlives a Disa stack deleted under it, but not its subscriptions)."""
+        queues = {self.subscriber(clients, name).queue.arn for clients in (self.primary, self.secondary)}
+        for clients in (self.primary, self.secondary):
+            topic = self.info(clients).topic_arn
+            listed = clients("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+            if not queues <= {subscription["Endpoint"] for subscription in listed}:
+                raise UserError(
+                    f"subscriber {name} lost its subscriptions to {topic} (the stack was deleted and created again "
+                    f"under it): run `disa unsubscribe {name} --local --stack {STACK} --discard`, then the drill again"
+                )
 
     def info(self, clients: Clients) -> StackInfo:
         return StackInfo.of(clients, STACK)
@@ -142,22 +161,25 @@ class Drill:
 
     # -- the producer -----------------------------------------------------------------------
     def produce(self, milestones: dict[int, Callable[[], None]]) -> None:
-        """Insert the orders at the drill's rate; each milestone starts once its order is in,
-        on a thread of its own (one at a time, in order), so orders keep flowing through
-        the cut, the failover, the recovery and the failback."""
+        """Insert orders at the drill's rate; each milestone starts once its order is in, on a
+        thread of its own (one at a time, in order), so orders keep flowing through the cut,
+        the failover, the recovery and the failback. At least ``count`` orders, and more until
+        the last milestone has ended: none of them runs with no order arriving."""
         info = self.info(self.primary)
-        batch = orders.orders(self.run_id, self.count, poison_every=self.count + 1)
         self.started = time.monotonic()
         with ThreadPoolExecutor(max_workers=1) as phases:
             begun = []
-            for number, order in enumerate(batch, start=1):
+            for number in itertools.count(1):
+                if number > self.count and all(phase.done() for phase in begun):
+                    break
                 due = self.started + (number - 1) / self.rate
                 time.sleep(max(0.0, due - time.monotonic()))
+                order = orders.Order(f"{self.run_id}-order-{number}", f"store-{number % 3 + 1}")
                 orders.send_orders(self.primary, info, self.run_id, [order])
                 self.keys.append(order.key)
                 if number in milestones:
                     begun.append(phases.submit(milestones[number]))
-            self.mark("all inserted")
+            self.mark("all inserted", f"{len(self.keys)} orders")
             for phase in begun:
                 phase.result()  # a phase that failed fails the drill
 
@@ -213,27 +235,41 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
     since = time.time()
     moves: dict[str, ownership.FailoverReport] = {}
     caught_up: dict[str, float] = {}
+    last_phase_ended = [time.monotonic()]
+
+    def dwell() -> None:
+        time.sleep(max(0.0, last_phase_ended[0] + DWELL_SECONDS - time.monotonic()))
+
+    def ended() -> None:
+        last_phase_ended[0] = time.monotonic()
 
     def cut() -> None:
         drill.set_pipeline(drill.primary, enabled=False)
         drill.mark("cut", f"{PRIMARY}: trigger, retry schedule and consumers stopped")
+        ended()
 
     def move(to: Clients, label: str) -> None:
+        dwell()
         came_from = drill.secondary if to is drill.primary else drill.primary
         before = list(drill.keys)
-        drill.pending_at_move[label] = drill.pending(came_from)
-        drill.mark(label, f"to {to.region}; {len(drill.pending_at_move[label])} orders PENDING in {came_from.region}")
+        in_flight = drill.pending(came_from)
+        drill.mark(label, f"to {to.region}; {len(in_flight)} orders PENDING in {came_from.region}")
         began = time.monotonic()
         moves[label] = ownership.failover(clients, STACK, to.region, log=lambda line: progress(f"    {line}"))
+        # The old owner may have claimed more while it was being fenced: those count too.
+        drill.pending_at_move[label] = in_flight | drill.pending(came_from)
         drill.mark(f"{label} done", f"in {moves[label].seconds:.1f} s")
         # Recovery time: until every order inserted before the move is published.
         wait_until(lambda: drill.statuses_of(before), lambda s: all(v == Status.SUCCESSFUL for v in s.values()), 300, 1)
         caught_up[label] = time.monotonic() - began
         drill.mark(f"{label}: every earlier order SUCCESSFUL", f"{caught_up[label]:.1f} s after it began")
+        ended()
 
     def recover() -> None:
+        dwell()
         drill.set_pipeline(drill.primary, enabled=True)
         drill.mark("recovery", f"{PRIMARY}: trigger and retry schedule back (it does not own)")
+        ended()
 
     quarter = max(1, count // 4)
     milestones = {

@@ -46,9 +46,11 @@ from disa.operate.stack import StackInfo
 
 TAKEOVER_SEGMENTS = 8  # parallel scan segments of the takeover sweep, one invocation each at a time
 BARRIER_TIMEOUT_SECONDS = 300
+_SETTLED = frozenset({"Enabled", "Disabled"})
 BARRIER_KEY_PREFIX = "disa-failover-barrier#"  # never a Powertools idempotency key (disa-consumer#...)
 BARRIER_TTL_SECONDS = 86_400
 POLL_SECONDS = 0.5
+SETTLE_MARGIN_SECONDS = 2.0  # on top of CACHE_SECONDS: clocks and a read in flight
 
 
 def read_ownership(clients: Clients, table: str, primary: str) -> OwnershipRecord:
@@ -139,16 +141,28 @@ def failover(
         record = current.handed_to(to_region, _now_iso())
         _write_record(new, info.ownership_table, record, current)
         log(f"ownership record: {to_region} publishes from epoch {record.epoch} (was {current.owner})")
+    written = time.monotonic()
     report = FailoverReport(to=to_region, came_from=old.region, epoch=record.epoch, fenced=False)
     try:
         _fence(old, new, stack, info, record, report, log)
         report.fenced = True
     except (ClientError, BotoCoreError, UserError) as error:
+        if not force:
+            # The record has moved; nothing started in the new region yet. Running the
+            # command again finishes the fence and the rest.
+            raise UserError(
+                f"fencing {old.region} failed ({_short(error)}); {to_region} owns the record but starts nothing until "
+                f"{old.region} is stopped: run `disa failover --to {to_region}` again (or with --force if {old.region} "
+                "is down)"
+            ) from error
         report.fence_note = (
             f"{old.region} did not answer ({_short(error)}); it stops when the record replicates to it. What it "
             "published or processed just before and had not replicated may happen again (README, Two regions)"
         )
         log(f"WARNING: {report.fence_note}")
+    # The new region's functions cached "not the owner" for up to CACHE_SECONDS: its trigger
+    # may still have passed over an insert then, which the sweep below must find.
+    time.sleep(max(0.0, written + CACHE_SECONDS + SETTLE_MARGIN_SECONDS - time.monotonic()))
     report.consumers_enabled = _set_consumers(new, stack, enabled=True)
     _take_over(new, info, report, log)
     report.seconds = time.monotonic() - started
@@ -193,18 +207,25 @@ def _fence(
         f"the ownership record reaching {old.region}",
     )
     longest = max([_timeout_of(old, name) for name in _consumer_functions(old, stack)] or [0])
-    settle = max(longest, CACHE_SECONDS)
+    # The old region's trigger and retry job read the record before each record and item
+    # (cached CACHE_SECONDS); its consumers only per batch, which may run their timeout.
+    settle = max(longest, CACHE_SECONDS) + SETTLE_MARGIN_SECONDS
     log(f"  {old.region} fenced; waiting {settle:.0f} s for its last consumer batches and cached ownership")
     time.sleep(settle)
     for subscriber in subscriber_stacks.subscribers(old, stack):
         if subscriber.processed_ids_table:
             _barrier(old, new, subscriber.processed_ids_table, record.epoch)
     _barrier(old, new, info.ownership_table, record.epoch)
+    # The items the old region claimed until it stopped: visible here before the sweep reads
+    # them (global tables replicate each item on its own; this is evidence, not proof).
+    _barrier(old, new, info.table, record.epoch, key_name=info.key_name)
 
 
-def _barrier(old: Clients, new: Clients, table: str, epoch: int) -> None:
-    """Write a marker in the old region, then wait until the new region reads it."""
-    key_name = "scope" if table.endswith("-ownership") else "id"
+def _barrier(old: Clients, new: Clients, table: str, epoch: int, key_name: str = "") -> None:
+    """Write a marker in the old region, then wait until the new region reads it. Global
+    tables replicate item by item with no order across items, so a marker seen says the
+    replication is flowing at its usual lag, not that every earlier write has arrived."""
+    key_name = key_name or ("scope" if table.endswith("-ownership") else "id")
     marker = {key_name: {"S": f"{BARRIER_KEY_PREFIX}{epoch}#{time.time_ns()}"}}
     expires = {"expiration": {"N": str(int(time.time()) + BARRIER_TTL_SECONDS)}}
     old("dynamodb").put_item(TableName=table, Item={**marker, **expires})
@@ -242,11 +263,17 @@ def _set_consumers(clients: Clients, stack: str, enabled: bool) -> list[str]:
             continue
         wanted = "Enabled" if enabled else "Disabled"
         for mapping in aws_lambda.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
-            aws_lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+            uuid = mapping["UUID"]
+
+            def state(uuid: str = uuid) -> str:
+                return aws_lambda.get_event_source_mapping(UUID=uuid)["State"]
+
+            # AWS refuses an update while a mapping is Creating, Enabling, Disabling or Updating.
+            _wait_until(lambda: state() in _SETTLED, f"the queue mapping of {function} to settle")
+            if state() != wanted:
+                aws_lambda.update_event_source_mapping(UUID=uuid, Enabled=enabled)
             _wait_until(
-                lambda uuid=mapping["UUID"], state=wanted: (
-                    aws_lambda.get_event_source_mapping(UUID=uuid)["State"] == state
-                ),
+                lambda wanted=wanted: state() == wanted,
                 f"the queue mapping of {function} in {clients.region} to be {wanted}",
             )
         alarms = [subscriber.oldest_message_alarm]
@@ -281,9 +308,9 @@ def _sweep_segment(clients: Clients, info: StackInfo, segment: int) -> dict[str,
             raise UserError(f"{clients.region} does not own publishing yet (the record says {payload.get('owner')})")
         for name in totals:
             totals[name] += int(payload.get(name, 0))
-        start_key = payload.get("nextKey")
-        if start_key is None:
+        if payload.get("done"):
             return totals
+        start_key = payload.get("nextKey")  # None again: the first page did not fit one invocation's time
 
 
 def _now_iso() -> str:

@@ -19,8 +19,8 @@ def drill(local_cloud) -> region_outage.RegionOutageResult:
 
 def test_a_region_outage_loses_nothing_and_processes_nothing_twice(drill):
     assert drill.passed, region_outage.report(drill)
-    assert (drill.inserted, len(drill.lost), len(drill.processed_twice)) == (24, 0, 0)
-    assert drill.statuses == {"SUCCESSFUL": 24}
+    assert drill.inserted >= 24 and (len(drill.lost), len(drill.processed_twice)) == (0, 0)
+    assert drill.statuses == {"SUCCESSFUL": drill.inserted}
     assert len(drill.published_twice) <= drill.bound
 
 
@@ -28,10 +28,13 @@ def test_each_region_published_and_consumed_while_it_owned(drill):
     # The secondary took over the orders the primary's cut left, and the primary the rest.
     assert drill.published_by.get(region_outage.SECONDARY, 0) > 0
     assert drill.published_by.get(region_outage.PRIMARY, 0) > 0
-    assert sum(drill.processed_by.values()) == 24
+    assert sum(drill.processed_by.values()) == drill.inserted
+    assert drill.processed_by.get(region_outage.SECONDARY, 0) > 0  # its consumers ran while it owned
     names = [phase.name for phase in drill.phases]
     moves = [name for name in names if name in ("cut", "failover", "recovery", "failback")]
     assert moves == ["cut", "failover", "recovery", "failback"] and names[-1] == "settled"
+    # Orders went on arriving until the failback had ended.
+    assert names.index("all inserted") > names.index("failback done")
 
 
 @pytest.mark.parametrize("name", [region_outage.ORDERS.name, region_outage.AUDIT.name])

@@ -122,6 +122,7 @@ TWO_REGIONS = {
     "PeerQueueArn": PEER_QUEUE,
     "OwnershipTableName": "disa-ownership",
     "PrimaryRegion": "us-east-1",
+    "DisaKeyArn": DISA_KEY,
 }
 
 
@@ -407,7 +408,14 @@ def test_consumer_role_grants_exactly_what_the_consumer_needs_on_this_stacks_res
 
 def _payload_statements(**parameters: str) -> list[dict]:
     [policy] = _stack(**WITH_CONSUMER, **parameters).resolve(_props("ConsumerRole")["Policies"])
-    own = {"ReadTheQueue", "RememberProcessedMessages", "DecryptMessagesAndEnvironment", "WriteLogs", "ReadOwnership"}
+    own = {
+        "ReadTheQueue",
+        "RememberProcessedMessages",
+        "DecryptMessagesAndEnvironment",
+        "WriteLogs",
+        "ReadOwnership",
+        "DecryptOwnership",
+    }
     return [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] not in own]
 
 
@@ -598,6 +606,7 @@ def _secondary(**parameters: str) -> Evaluator:
         "PeerQueueArn": ATTRIBUTES["Queue.Arn"],
         "OwnershipTableName": "disa-ownership",
         "PrimaryRegion": "us-east-1",
+        "DisaKeyArn": DISA_KEY,
         "ProcessedIdsReplica": "true",
         "ConsumerActive": "false",
     }
@@ -678,7 +687,8 @@ def test_consumer_settings_read_the_two_region_environment_the_template_sets(mon
         ({"PeerTopicArn": "arn:aws:sns:us-west-2:123456789012:disa-messages.fifo", "TopicType": "fifo"}, "Two regions"),
         ({"PeerQueueArn": PEER_QUEUE}, "PeerQueueArn (the other region's queue)"),
         ({"ProcessedIdsReplica": "true"}, "ProcessedIdsReplica true"),
-        ({"OwnershipTableName": "disa-ownership"}, "OwnershipTableName needs PrimaryRegion"),
+        ({"OwnershipTableName": "disa-ownership", "DisaKeyArn": DISA_KEY}, "OwnershipTableName needs PrimaryRegion"),
+        ({"OwnershipTableName": "disa-ownership", "PrimaryRegion": "us-east-1"}, "OwnershipTableName needs DisaKeyArn"),
     ],
 )
 def test_rules_refuse_half_a_two_region_deployment(parameters, refusal):
@@ -686,3 +696,13 @@ def test_rules_refuse_half_a_two_region_deployment(parameters, refusal):
     assert failure.startswith(refusal)
     assert _stack(**TWO_REGIONS).rule_failures() == []
     assert _stack(**TWO_REGIONS, ProcessedIdsReplica="true").rule_failures() == []
+
+def test_the_consumer_may_decrypt_the_ownership_table_with_the_disa_key_only_through_dynamodb():
+    key = WITH_PAYLOADS["DisaKeyArn"]
+    two_regions = {"OwnershipTableName": "disa-ownership", "PrimaryRegion": "us-east-1", "DisaKeyArn": key}
+    [policy] = _stack(**WITH_CONSUMER, **two_regions).resolve(_props("ConsumerRole")["Policies"])
+    [decrypt] = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "DecryptOwnership"]
+    assert decrypt["Action"] == "kms:Decrypt" and decrypt["Resource"] == key
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"}}
+    [one_region] = _stack(**WITH_CONSUMER).resolve(_props("ConsumerRole")["Policies"])
+    assert "DecryptOwnership" not in {s["Sid"] for s in one_region["PolicyDocument"]["Statement"]}

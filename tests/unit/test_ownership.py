@@ -65,6 +65,11 @@ def test_regions_must_be_two_different_region_names(text):
         RegionPair.parse(text)
 
 
+def test_opt_in_regions_are_refused_with_the_reason():
+    with pytest.raises(UserError, match="af-south-1 is an opt-in region"):
+        RegionPair.parse("eu-west-1,af-south-1")
+
+
 def test_each_region_stack_knows_its_peer_and_only_the_secondary_holds_replicas():
     pair = RegionPair.parse("us-east-1, eu-west-1")
     assert pair.stack_parameters("us-east-1", {}) == {"PeerRegion": "eu-west-1", "HoldsReplicas": "false"}

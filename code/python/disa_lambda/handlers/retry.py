@@ -70,7 +70,13 @@ def dependencies() -> RetryDependencies:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deps, remaining_ms = dependencies(), context.get_remaining_time_in_millis
+    deps = dependencies()
+
+    def remaining_ms() -> int:
+        # A run that stops owning (a failover) stops as if out of time, at the next item:
+        # what it has not claimed is the new owner's. Ownership is cached 5 s.
+        return context.get_remaining_time_in_millis() if deps.ownership.owns() else 0
+
     if not deps.ownership.owns():
         owner = deps.ownership.record().owner
         logger.info("retry run skipped: another region owns publishing", owner=owner)
@@ -133,4 +139,4 @@ def _take_over(deps: RetryDependencies, request: dict[str, Any], remaining_ms: C
     )
     result = asdict(report)
     logger.info("takeover sweep finished", **{k: v for k, v in result.items() if k != "next_key"})
-    return {"nextKey": result.pop("next_key"), **result}
+    return {"nextKey": result.pop("next_key"), **result}  # done False: invoke again from nextKey

@@ -102,7 +102,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         group_of=_key_of,
         work=lambda record: take_in(record, context.get_remaining_time_in_millis),
         workers=settings.WORKERS,
-        may_start=lambda: context.get_remaining_time_in_millis() >= TIME_RESERVE_MS,
+        # Ownership is read again (cached 5 s) before each record: a batch begun just before a
+        # failover stops within seconds of the record reaching this region, and its records
+        # not begun come back to a batch that leaves them to the new owner.
+        may_start=lambda: context.get_remaining_time_in_millis() >= TIME_RESERVE_MS and deps.ownership.owns(),
     )
     failures, tally = [], Counter()
     for record, outcome in zip(records, outcomes, strict=True):

@@ -146,7 +146,8 @@ class TakeoverReport:
     taken_in: int = 0
     rejected: int = 0
     unwritable: int = 0
-    next_key: dict | None = None
+    next_key: dict | None = None  # where the next invocation starts (None: the segment's start)
+    done: bool = False  # the whole segment was read
 
 
 def take_over(
@@ -191,4 +192,5 @@ def take_over(
         if next_key is not None and remaining_ms() < 2 * TIME_RESERVE_MS:
             report.next_key = next_key
             return report
+    report.done = True
     return report
