@@ -26,6 +26,7 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 from disa_lambda.models.status import Field, Status
@@ -74,6 +75,7 @@ class Phase:
     name: str
     at: float  # seconds since the first insert
     detail: str = ""
+    wall: float = 0.0  # epoch seconds, to compare with SNS's Timestamp
 
 
 @dataclass
@@ -92,7 +94,9 @@ class RegionOutageResult:
     failover_seconds: float
     failback_seconds: float
     caught_up_seconds: dict[str, float]  # move -> seconds until every order inserted before it was published
-    passive_writes: int
+    # Publishes by a region while it did not own: after its failover had ended and before
+    # the failback began (the primary), or outside that span (the secondary).
+    passive_publishes: list[str]
     settled: bool
     notes: list[str] = field(default_factory=list)
 
@@ -103,7 +107,8 @@ class RegionOutageResult:
             and not self.lost
             and not self.processed_twice
             and len(self.published_twice) <= self.bound
-            and not self.passive_writes
+            and not self.passive_publishes
+            and all(cause.endswith("PENDING when publishing moved") for cause in self.published_twice.values())
         )
 
 
@@ -184,7 +189,7 @@ class Drill:
                 phase.result()  # a phase that failed fails the drill
 
     def mark(self, name: str, detail: str = "") -> None:
-        self.phases.append(Phase(name, time.monotonic() - self.started, detail))
+        self.phases.append(Phase(name, time.monotonic() - self.started, detail, time.time()))
         self.log(f"[{self.phases[-1].at:6.1f} s] {name} {detail}".rstrip())
 
     def pending(self, clients: Clients) -> set[str]:
@@ -217,15 +222,27 @@ class Drill:
         queue = self.subscriber(self.primary, AUDIT.name).queue.url
         return received_messages(self.primary("sqs"), queue, wait_seconds=2)
 
-    def publishes(self, copies: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-        """For each order, the SNS MessageId of each publish and the region of its topic."""
-        found: dict[str, dict[str, str]] = defaultdict(dict)
+    def publishes(self, copies: list[dict[str, Any]]) -> dict[str, dict[str, tuple[str, float]]]:
+        """For each order, the SNS MessageId of each publish, with the region of its topic
+        and the time SNS accepted it."""
+        found: dict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
         for copy in copies:
             envelope = json.loads(copy["Body"])
             order = json.loads(envelope["Message"]).get("order_id")
             if order:
-                found[order][envelope["MessageId"]] = envelope["TopicArn"].split(":")[3]
+                accepted = datetime.fromisoformat(envelope["Timestamp"].replace("Z", "+00:00")).timestamp()
+                found[order][envelope["MessageId"]] = (envelope["TopicArn"].split(":")[3], accepted)
         return found
+
+    def passive(self, region: str, at: float) -> bool:
+        """Whether ``region`` did not own at ``at`` (epoch seconds), by the drill's phases: the
+        primary from the end of the failover to the start of the failback, the secondary
+        before the failover began and after the failback ended."""
+        wall = {phase.name: phase.wall for phase in self.phases}
+        handed, back = wall.get("failover done", float("inf")), wall.get("failback", float("inf"))
+        if region == PRIMARY:
+            return handed < at < back
+        return at < wall.get("failover", float("inf")) or at > wall.get("failback done", float("inf"))
 
 
 def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RATE) -> RegionOutageResult:
@@ -324,13 +341,19 @@ def _census(
     published_twice = {}
     for key, by_message in publishes.items():
         if len(by_message) > 1:
-            regions = ", ".join(sorted(by_message.values()))
+            regions = ", ".join(sorted(region for region, _ in by_message.values()))
             flight = "PENDING when publishing moved" if key in in_flight else "NOT in flight at a move"
             published_twice[key] = f"published {len(by_message)} times, by {regions}; {flight}"
     lost = [k for k in drill.keys if statuses.get(k) != Status.SUCCESSFUL or not total[k]]
     # After the cut the primary owned nothing until the failback: a publish by its topic in
     # that time would be a passive region acting.
-    published_by = Counter(region for by_message in publishes.values() for region in by_message.values())
+    published_by = Counter(region for by_message in publishes.values() for region, _ in by_message.values())
+    passive_publishes = sorted(
+        f"{key} by {region}"
+        for key, by_message in publishes.items()
+        for region, accepted in by_message.values()
+        if drill.passive(region, accepted)
+    )
     return RegionOutageResult(
         inserted=len(drill.keys),
         statuses=Counter(statuses.values()),
@@ -347,7 +370,7 @@ def _census(
         failover_seconds=moves["failover"].seconds if "failover" in moves else float("nan"),
         failback_seconds=moves["failback"].seconds if "failback" in moves else float("nan"),
         caught_up_seconds=caught_up,
-        passive_writes=sum(1 for key in published_twice if key not in in_flight),
+        passive_publishes=passive_publishes,
         settled=settled,
         notes=[line for report in moves.values() for line in report.lines()],
     )
@@ -363,6 +386,7 @@ def report(result: RegionOutageResult) -> str:
             "published twice",
             f"{len(result.published_twice)} (bound {result.bound}: {result.bound_detail})",
         ),
+        ("published by a region that did not own", str(len(result.passive_publishes))),
         ("published by region", ", ".join(f"{r} {n}" for r, n in sorted(result.published_by.items()))),
         ("processed by region", ", ".join(f"{r} {n}" for r, n in sorted(result.processed_by.items()))),
         ("time to fail over (disa failover)", f"{result.failover_seconds:.1f} s"),
@@ -377,6 +401,8 @@ def report(result: RegionOutageResult) -> str:
     lines += ["", *result.notes]
     for key, cause in list(result.published_twice.items())[:10]:
         lines.append(f"  published twice: {key}: {cause}")
+    for line in result.passive_publishes[:10]:
+        lines.append(f"  published while not the owner: {line}")
     for key in result.lost[:10]:
         lines.append(f"  lost: {key}")
     for key in result.processed_twice[:10]:
