@@ -141,6 +141,17 @@ def replica_stream(secondary: Clients, table: str) -> str | None:
     return described.get("LatestStreamArn")
 
 
+def replica_regions(primary: Clients, table: str) -> set[str] | None:
+    """The regions holding a replica of ``table``, as the primary sees it; None without the table."""
+    try:
+        described = primary("dynamodb").describe_table(TableName=table)["Table"]
+    except ClientError as error:
+        if "ResourceNotFound" in str(error):
+            return None
+        raise
+    return {replica["RegionName"] for replica in described.get("Replicas", [])}
+
+
 def ensure_replica(
     primary: Clients, table: str, secondary: Clients, key_arn: str, log: Callable[[str], None] = progress
 ) -> None:
@@ -148,7 +159,7 @@ def ensure_replica(
     of that region), with point-in-time recovery and deletion protection like the table's."""
     ddb = primary("dynamodb")
     described = ddb.describe_table(TableName=table)["Table"]
-    if secondary.region not in {replica["RegionName"] for replica in described.get("Replicas", [])}:
+    if secondary.region not in (replica_regions(primary, table) or set()):
         log(f"  adding a replica of {table} in {secondary.region}")
         ddb.update_table(
             TableName=table,
@@ -215,13 +226,7 @@ def _wait_for_replica(primary: Clients, table: str, secondary: Clients) -> None:
 def remove_replica(primary: Clients, table: str, secondary: Clients, log: Callable[[str], None] = progress) -> None:
     """Delete the secondary's replica of ``table`` (its data there; the primary keeps its own)."""
     ddb = primary("dynamodb")
-    try:
-        described = ddb.describe_table(TableName=table)["Table"]
-    except ClientError as error:
-        if "ResourceNotFound" in str(error):
-            return
-        raise
-    if secondary.region not in {replica["RegionName"] for replica in described.get("Replicas", [])}:
+    if secondary.region not in (replica_regions(primary, table) or set()):
         return
     try:
         secondary("dynamodb").update_table(TableName=table, DeletionProtectionEnabled=False)
@@ -232,9 +237,8 @@ def remove_replica(primary: Clients, table: str, secondary: Clients, log: Callab
     ddb.update_table(TableName=table, ReplicaUpdates=[{"Delete": {"RegionName": secondary.region}}])
     deadline = time.monotonic() + REPLICA_WAIT_SECONDS
     while time.monotonic() < deadline:
-        described = ddb.describe_table(TableName=table)["Table"]
-        if secondary.region not in {r["RegionName"] for r in described.get("Replicas", [])} and (
-            described.get("TableStatus") == "ACTIVE"
+        if secondary.region not in (replica_regions(primary, table) or set()) and (
+            _table(primary, table).get("TableStatus") == "ACTIVE"
         ):
             return
         time.sleep(POLL_SECONDS)

@@ -78,7 +78,7 @@ def subscribe_in_both_regions(
     the topic's region, and the local engine ignores one declared elsewhere). Only the owning
     region's consumer runs; both share a global processed-ids table, created by the primary's
     stack and replicated to the secondary. Returns each region's outputs."""
-    from disa.deploy.regions import ensure_replica
+    from disa.deploy.regions import ensure_replica, replica_regions
     from disa.operate.regions import read_ownership
 
     infos = {region: StackInfo.of(clients.in_region(region), stack) for region in StackInfo.of(clients, stack).regions}
@@ -114,8 +114,9 @@ def subscribe_in_both_regions(
     # subscribe the secondary's queue, and with its consumer off until its processed-ids
     # replica exists; then the secondary again for whatever it could not have the first time.
     known_primary_queue = queue_arn(primary)
-    replica_exists = not request.handler or _has_replica(
-        clients.in_region(primary), f"{infos[primary].name_prefix}-{request.name}-processed-ids", secondary
+    processed_ids = f"{infos[primary].name_prefix}-{request.name}-processed-ids"
+    replica_exists = not request.handler or secondary in (
+        replica_regions(clients.in_region(primary), processed_ids) or set()
     )
     early_active = owner == secondary and replica_exists
     out = {secondary: deploy_in(secondary, known_primary_queue, early_active)}
@@ -131,14 +132,6 @@ def subscribe_in_both_regions(
     if known_primary_queue != out[primary]["QueueArn"] or early_active != (owner == secondary):
         out[secondary] = deploy_in(secondary, out[primary]["QueueArn"], owner == secondary)
     return out
-
-
-def _has_replica(primary: Clients, table: str, region: str) -> bool:
-    try:
-        described = primary("dynamodb").describe_table(TableName=table)["Table"]
-    except primary("dynamodb").exceptions.ResourceNotFoundException:
-        return False
-    return region in {replica["RegionName"] for replica in described.get("Replicas", [])}
 
 
 def unsubscribe(

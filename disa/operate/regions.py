@@ -25,7 +25,6 @@ published or processed in its last moments and had not yet replicated may then h
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,11 +36,12 @@ from disa_lambda.dal.ownership import CACHE_SECONDS
 from disa_lambda.models.ownership import FIRST_EPOCH, KEY, OwnershipRecord
 
 from disa.common.aws import Clients
+from disa.common.aws_helpers import wait_until
 from disa.common.console import progress
 from disa.common.errors import UserError
 from disa.deploy.regions import RegionPair
 from disa.operate import subscribers as subscriber_stacks
-from disa.operate.retry_job import run_retry
+from disa.operate.retry_job import invoke_retry_function, run_retry
 from disa.operate.stack import StackInfo
 
 TAKEOVER_SEGMENTS = 8  # parallel scan segments of the takeover sweep, one invocation each at a time
@@ -237,11 +237,8 @@ def _barrier(old: Clients, new: Clients, table: str, epoch: int, key_name: str =
 
 
 def _wait_until(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BARRIER_TIMEOUT_SECONDS
-    while not done():
-        if time.monotonic() > deadline:
-            raise UserError(f"gave up waiting for {what} after {BARRIER_TIMEOUT_SECONDS} s")
-        time.sleep(POLL_SECONDS)
+    if not wait_until(done, bool, BARRIER_TIMEOUT_SECONDS, POLL_SECONDS):
+        raise UserError(f"gave up waiting for {what} after {BARRIER_TIMEOUT_SECONDS} s")
 
 
 def _consumer_functions(clients: Clients, stack: str) -> list[str]:
@@ -299,11 +296,7 @@ def _sweep_segment(clients: Clients, info: StackInfo, segment: int) -> dict[str,
     start_key = None
     while True:
         request = {"takeover": {"segment": segment, "segments": TAKEOVER_SEGMENTS, "startKey": start_key}}
-        response = clients("lambda").invoke(FunctionName=info.retry_function, Payload=json.dumps(request).encode())
-        payload = json.loads(response["Payload"].read() or b"null")
-        if response.get("FunctionError") or not isinstance(payload, dict):
-            message = payload.get("errorMessage") if isinstance(payload, dict) else payload
-            raise UserError(f"the takeover sweep failed: {message}; see /aws/lambda/{info.retry_function}")
+        payload = invoke_retry_function(clients, info, request)
         if payload.get("skipped"):
             raise UserError(f"{clients.region} does not own publishing yet (the record says {payload.get('owner')})")
         for name in totals:

@@ -25,6 +25,11 @@ def run_retry(clients: Clients, info: StackInfo) -> dict[str, Any]:
         "resources": [],
         "detail": {},
     }
+    return invoke_retry_function(clients, info, event)
+
+
+def invoke_retry_function(clients: Clients, info: StackInfo, event: dict[str, Any]) -> Any:
+    """The retry function's answer to ``event``; its failure is a UserError naming its logs."""
     response = clients("lambda").invoke(FunctionName=info.retry_function, Payload=json.dumps(event).encode())
     payload = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError"):
