@@ -261,40 +261,43 @@ def _deploy(clients: Clients, args: argparse.Namespace) -> int:
 
 
 def _destroy(clients: Clients, args: argparse.Namespace) -> int:
-    if stacks.stack_status(clients, args.stack) is not None and StackInfo.of(clients, args.stack).two_regions:
-        return _destroy_both(clients, args)
-    info = StackInfo.of(clients, args.stack) if args.delete_table else None
+    if stacks.stack_status(clients, args.stack) is None:
+        if not args.delete_table:
+            raise UserError(f"stack {args.stack} does not exist; nothing to destroy")
+        # Run again after the stack went: the tables it retained, by the names it gives them.
+        prefix = _name_prefix(args.stack)
+        _delete_tables(clients, [f"{prefix}-items", f"{prefix}-groups", f"{prefix}-ownership"])
+        return 0
+    info = StackInfo.of(clients, args.stack)
+    if info.two_regions:
+        return _destroy_both(clients, info, args)
     stacks.destroy(clients, args.stack)
-    if info:
-        ddb = clients("dynamodb")
-        # The groups table is kept with the items table: without it FIFO groups would start over.
-        for table in (info.table, info.groups_table):
-            ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
-            ddb.delete_table(TableName=table)
-            print(f"deleted table {table}")
     print(f"stack {args.stack} deleted")
+    if args.delete_table:
+        # The groups table is kept with the items table: without it FIFO groups would start over.
+        _delete_tables(clients, [info.table, info.groups_table])
     return 0
 
 
-def _destroy_both(clients: Clients, args: argparse.Namespace) -> int:
+def _delete_tables(clients: Clients, tables: list[str]) -> None:
+    for table in tables:
+        gone = stacks.delete_retained_table(clients, table)
+        print(f"deleted table {table}" if gone else f"table {table}: already gone")
+
+
+def _destroy_both(clients: Clients, info: StackInfo, args: argparse.Namespace) -> int:
     """The secondary's stack first, then the primary's; with --delete-table the replicas go
     before the tables (a table with replicas cannot be deleted)."""
-    info = StackInfo.of(clients, args.stack)
     primary, secondary = (clients.in_region(region) for region in info.regions)
     for regional in (secondary, primary):
         if stacks.stack_status(regional, args.stack) is not None:
             stacks.destroy(regional, args.stack)
             print(f"stack {args.stack} deleted in {regional.region}")
     if args.delete_table:
-        ddb = primary("dynamodb")
-        for table in (info.table, info.ownership_table, info.groups_table):
+        tables = [info.table, info.ownership_table, info.groups_table]
+        for table in tables:
             region_deploy.remove_replica(primary, table, secondary)
-            try:
-                ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
-                ddb.delete_table(TableName=table)
-                print(f"deleted table {table}")
-            except ddb.exceptions.ResourceNotFoundException:
-                pass
+        _delete_tables(primary, tables)
     return 0
 
 

@@ -47,6 +47,7 @@ class Clients:
             raise UserError("no AWS region set; pass --region or set AWS_REGION")
         self.target = target
         self._cache: dict[str, Any] = {}
+        self._caller: dict[str, str] | None = None  # GetCallerIdentity, asked once
 
     @property
     def region(self) -> str:
@@ -69,7 +70,16 @@ class Clients:
         return self._cache[service]
 
     def account_id(self) -> str:
-        try:
-            return self("sts").get_caller_identity()["Account"]
-        except NoCredentialsError as error:
-            raise UserError("no AWS credentials found; run `aws configure` or pass --profile") from error
+        return self._identity()["Account"]
+
+    def partition(self) -> str:
+        """aws, aws-cn, aws-us-gov...: the partition of the caller's account, for ARNs built here."""
+        return self._identity()["Arn"].split(":")[1]
+
+    def _identity(self) -> dict[str, str]:
+        if self._caller is None:
+            try:
+                self._caller = self("sts").get_caller_identity()
+            except NoCredentialsError as error:
+                raise UserError("no AWS credentials found; run `aws configure` or pass --profile") from error
+        return self._caller

@@ -99,10 +99,13 @@ def default_bucket(clients: Clients) -> str:
 
 
 def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = progress) -> None:
-    """Create the artifact bucket when missing: private, encrypted, versioned, TLS-only."""
-    s3 = clients("s3")
+    """Create the artifact bucket when missing: private, encrypted, versioned, TLS-only.
+    Every call but the creation names the account expected to own it (ExpectedBucketOwner):
+    the default name is predictable, and a bucket of that name in another account must never
+    receive the Lambda code the stacks run."""
+    s3, owner = clients("s3"), {"ExpectedBucketOwner": clients.account_id()}
     try:
-        s3.head_bucket(Bucket=bucket)
+        s3.head_bucket(Bucket=bucket, **owner)
         return
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
@@ -120,6 +123,7 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
     s3.create_bucket(**create)
     s3.put_public_access_block(
         Bucket=bucket,
+        **owner,
         PublicAccessBlockConfiguration={
             "BlockPublicAcls": True,
             "IgnorePublicAcls": True,
@@ -129,16 +133,17 @@ def ensure_bucket(clients: Clients, bucket: str, log: Callable[[str], None] = pr
     )
     s3.put_bucket_encryption(
         Bucket=bucket,
+        **owner,
         ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, **owner)
     if clients.target.uses_tls:
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket, clients.partition())), **owner)
 
 
-def tls_only_policy(bucket: str) -> dict[str, Any]:
+def tls_only_policy(bucket: str, partition: str = "aws") -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -147,7 +152,7 @@ def tls_only_policy(bucket: str) -> dict[str, Any]:
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],
@@ -231,14 +236,15 @@ class _Uploader:
 
     def __init__(self, clients: Clients, bucket: str, log: Callable[[str], None]) -> None:
         self._s3, self._bucket, self._log = clients("s3"), bucket, log
+        self._owner = {"ExpectedBucketOwner": clients.account_id()}
 
     def put(self, key: str, body: bytes) -> str:
         try:
-            self._s3.head_object(Bucket=self._bucket, Key=key)
+            self._s3.head_object(Bucket=self._bucket, Key=key, **self._owner)
             return key
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise
         self._log(f"uploading s3://{self._bucket}/{key} ({len(body):,} bytes)")
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, **self._owner)
         return key

@@ -146,6 +146,23 @@ def destroy(clients: Clients, stack: str, log: Callable[[str], None] = progress)
         raise UserError(f"delete of {stack} ended {final}; the failed events above say why")
 
 
+def delete_retained_table(clients: Clients, table: str) -> bool:
+    """Delete a table the stack retained (its deletion protection turned off first); False
+    when it is already gone or going, so a destroy run again, or an engine that deleted it
+    with the stack, is not an error."""
+    ddb = clients("dynamodb")
+    try:
+        described = ddb.describe_table(TableName=table)["Table"]
+        if described["TableStatus"] == "DELETING":
+            return False
+        if described.get("DeletionProtectionEnabled"):
+            ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+        ddb.delete_table(TableName=table)
+    except ddb.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
 @dataclass
 class _EventFollower:
     clients: Clients

@@ -60,6 +60,12 @@ class LocalCloud:
         return self.home / "engine.pid"
 
     @property
+    def port_file(self) -> Path:
+        """The port the running engine of this home listens on (another DISA_LOCAL_PORT must
+        not start a second engine over the same pid file)."""
+        return self.home / "engine.port"
+
+    @property
     def log_file(self) -> Path:
         return self.home / "engine.log"
 
@@ -129,9 +135,22 @@ class LocalCloud:
             return False
 
     def up(self) -> bool:
-        """Start the engine unless it runs; returns True if it was started now."""
-        if self.pid() and self.healthy():
-            return False
+        """Start the engine unless it runs; returns True if it was started now. One engine per
+        home: one running on another port, or not answering, is an error to act on."""
+        running = self.pid()
+        if running:
+            port = self.running_port()
+            if port is not None and port != self.port:
+                raise UserError(
+                    f"this checkout's local cloud already runs on port {port} (pid {running}); use that port "
+                    f"(DISA_LOCAL_PORT={port}) or stop it first with `disa local down`"
+                )
+            if self.healthy():
+                return False
+            raise UserError(
+                f"this checkout's local cloud (pid {running}) does not answer on port {self.port}; "
+                "stop it with `disa local down` and start it again"
+            )
         self.install()
         if _port_taken(self.port):
             raise UserError(
@@ -165,6 +184,7 @@ class LocalCloud:
                 start_new_session=True,  # its own process group: `down` reaps its workers
             )
         self.pid_file.write_text(str(process.pid))
+        self.port_file.write_text(str(self.port))
         deadline = time.time() + START_TIMEOUT_SECONDS
         while time.time() < deadline:
             if process.poll() is not None:
@@ -186,6 +206,7 @@ class LocalCloud:
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
+            self.port_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)  # a clean shutdown saves the state
         deadline = time.time() + STOP_TIMEOUT_SECONDS
@@ -194,7 +215,14 @@ class LocalCloud:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)  # Lambda workers left in the engine's group
         self.pid_file.unlink(missing_ok=True)
+        self.port_file.unlink(missing_ok=True)
         return True
+
+    def running_port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def processes(self) -> list[int]:
         """Pids of the engine's process group (engine and Lambda workers)."""

@@ -337,3 +337,20 @@ def test_deploy_with_a_malformed_region_pair_says_what_it_takes(capsys, regions)
     code, _, err = disa(capsys, "deploy", "--regions", regions, "--region", "us-east-1")
     assert code == 1
     assert "must name two different regions, primary first" in err
+
+
+def test_destroy_with_delete_table_run_twice_deletes_the_tables_once_and_succeeds_both_times(moto_stack, capsys):
+    code, out, err = disa(capsys, "destroy", "--stack", NAME_PREFIX, "--delete-table")
+    assert code == 0, err
+    assert f"deleted table {moto_stack.table}" in out and f"deleted table {moto_stack.groups_table}" in out
+    tables = moto_stack.clients["dynamodb"].list_tables()["TableNames"]
+    assert moto_stack.table not in tables and moto_stack.groups_table not in tables
+
+    code, out, err = disa(capsys, "destroy", "--stack", NAME_PREFIX, "--delete-table")
+    assert (code, err) == (0, "")
+    assert f"table {moto_stack.table}: already gone" in out
+
+
+def test_destroy_of_a_missing_stack_without_delete_table_says_so_in_one_line(moto_stack, capsys):
+    code, _, err = disa(capsys, "destroy", "--stack", "no-such-stack")
+    assert code == 1 and err.strip() == "disa: stack no-such-stack does not exist; nothing to destroy"

@@ -40,6 +40,25 @@ def test_a_taken_port_is_named_with_what_to_do(tmp_path):
             cloud.up()
 
 
+def test_one_engine_per_checkout_a_second_port_is_refused_not_started_over_it(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    running = subprocess.Popen(["sleep", "30"])  # stands in for this checkout's engine
+    try:
+        first = LocalCloud(home=home, port=free_port(), venv=_fake_engine(tmp_path, "exit 9"))
+        first.pid_file.write_text(str(running.pid))
+        first.port_file.write_text(str(first.port))
+        other = LocalCloud(home=home, port=free_port(), venv=first.venv)
+        with pytest.raises(UserError, match=rf"already runs on port {first.port} \(pid {running.pid}\); use that port"):
+            other.up()
+        with pytest.raises(UserError, match=r"does not answer on port .*`disa local down`"):
+            first.up()  # its own port, but silent: not a reason to start another
+        assert first.pid() == running.pid  # nothing was started over it
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_an_engine_that_exits_at_start_shows_its_last_log_lines(tmp_path):
     venv = _fake_engine(tmp_path, "echo 'engine: cannot open state dir' >&2; exit 3")
     cloud = LocalCloud(home=tmp_path / "home", port=free_port(), venv=venv)

@@ -13,6 +13,8 @@ import pytest
 from disa_lambda import contracts
 
 from disa.common import paths
+from disa.common.aws import Clients, Target
+from disa.deploy import packaging
 from disa.deploy.packaging import build_lambda_zip
 
 pytestmark = pytest.mark.packaging
@@ -73,3 +75,21 @@ def test_a_consumer_zip_holds_the_consumers_code_at_its_root_beside_the_helper()
 
     names = set(zipfile.ZipFile(io.BytesIO(build_lambda_zip(lambda _: None, paths.SAMPLE_CONSUMER))).namelist())
     assert {"orders.py", "disa_lambda/consumer/consumer.py", "aws_lambda_powertools/__init__.py"} <= names
+
+
+def test_every_call_to_the_artifact_bucket_names_its_expected_owner(moto_endpoint):
+    """The default bucket name is predictable: a bucket of that name in another account must
+    answer 403 to every call (AWS checks ExpectedBucketOwner), not take the Lambda code."""
+    clients = Clients(Target(region="us-east-1", endpoint_url=moto_endpoint))
+    calls: list[tuple[str, dict]] = []
+    clients("s3").meta.events.register(
+        "provide-client-params.s3.*", lambda params, model, **_: calls.append((model.name, dict(params)))
+    )
+    packaging.package(clients, "disa-artifacts-owned", log=lambda _: None)
+    packaging.package(clients, "disa-artifacts-owned", log=lambda _: None)  # the bucket exists now
+
+    owner = clients.account_id()
+    named = [(operation, params) for operation, params in calls if params.get("Bucket") == "disa-artifacts-owned"]
+    assert {operation for operation, _ in named} >= {"HeadBucket", "CreateBucket", "HeadObject", "PutObject"}
+    unowned = [operation for operation, params in named if params.get("ExpectedBucketOwner") != owner]
+    assert unowned == ["CreateBucket"]  # the one call that cannot name an owner: it makes the bucket

@@ -204,7 +204,7 @@ def test_bucket_name_is_generated_and_the_bucket_outlives_its_stack():
     # A fixed name would collide with the bucket a destroyed stack retained.
     bucket = template(NAME)["Resources"]["PayloadBucket"]
     assert "BucketName" not in bucket["Properties"]
-    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
 
 
 def _bucket_policy() -> list[dict]:

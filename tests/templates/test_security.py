@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.templates import ROOT, resources, template
+from tests.support.templates import ROOT, resources, template, template_names
 
 pytestmark = pytest.mark.templates
 LAMBDA = ROOT / "code" / "python" / "disa_lambda"
@@ -195,3 +195,50 @@ def test_every_topic_and_queue_denies_insecure_transport():
         if r["Type"] in ("AWS::SNS::Topic", "AWS::SQS::Queue")
     }
     assert owned == set(protected)
+
+
+def test_what_outlives_the_stack_is_kept_on_delete_but_not_after_a_failed_first_create():
+    """Data and its key survive `disa destroy`; a first create that rolls back leaves nothing
+    behind whose name the next deploy would collide with (RetainExceptOnCreate)."""
+    kept = {
+        (name, logical_id): resource
+        for name in template_names()
+        for logical_id, resource in template(name).get("Resources", {}).items()
+        if "DeletionPolicy" in resource or "UpdateReplacePolicy" in resource
+    }
+    expected = {
+        ("table", "Table"),
+        ("table", "GroupsTable"),
+        ("table", "OwnershipTable"),
+        ("encryption", "Key"),
+        ("payloads", "PayloadBucket"),
+    }
+    assert expected <= set(kept)
+    for where, resource in kept.items():
+        assert resource.get("DeletionPolicy") == "RetainExceptOnCreate", where
+        assert resource.get("UpdateReplacePolicy") == "Retain", where  # RetainExceptOnCreate is not valid there
+
+
+def test_every_kms_grant_to_a_role_holds_only_through_an_aws_service():
+    """A role's key permission is usable only by the services that keep data under the key
+    (kms:ViaService), never by the role's code calling KMS directly."""
+    grants = []
+    for name in template_names():
+        for logical_id, resource in template(name).get("Resources", {}).items():
+            documents = []
+            if resource["Type"] == "AWS::IAM::Role":
+                documents = [policy["PolicyDocument"] for policy in resource["Properties"].get("Policies", [])]
+            elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                documents = [resource["Properties"]["PolicyDocument"]]
+            for document in documents:
+                for statement in json.loads(json.dumps(document))["Statement"]:
+                    if "Fn::If" in statement:
+                        statement = statement["Fn::If"][1]
+                    actions = statement.get("Action", [])
+                    actions = [actions] if isinstance(actions, str) else actions
+                    if any(action.startswith("kms:") for action in actions):
+                        grants.append((name, logical_id, statement))
+    assert len(grants) >= 6
+    for name, logical_id, statement in grants:
+        via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+        assert via, f"{name} {logical_id} {statement.get('Sid')}: kms without kms:ViaService"
