@@ -132,24 +132,23 @@ def _packaged(clients: Clients, bucket: str | None) -> packaging.Packaged:
 
 def replica_stream(secondary: Clients, table: str) -> str | None:
     """The stream of ``table`` in the secondary's region, or None while it has no replica."""
-    try:
-        described = secondary("dynamodb").describe_table(TableName=table)["Table"]
-    except ClientError as error:
-        if "ResourceNotFound" in str(error):
-            return None
-        raise
-    return described.get("LatestStreamArn")
+    described = _table_or_none(secondary, table)
+    return described.get("LatestStreamArn") if described else None
 
 
 def replica_regions(primary: Clients, table: str) -> set[str] | None:
     """The regions holding a replica of ``table``, as the primary sees it; None without the table."""
+    described = _table_or_none(primary, table)
+    return {replica["RegionName"] for replica in described.get("Replicas", [])} if described else None
+
+
+def _table_or_none(clients: Clients, table: str) -> dict | None:
     try:
-        described = primary("dynamodb").describe_table(TableName=table)["Table"]
+        return _table(clients, table)
     except ClientError as error:
         if "ResourceNotFound" in str(error):
             return None
         raise
-    return {replica["RegionName"] for replica in described.get("Replicas", [])}
 
 
 def ensure_replica(
