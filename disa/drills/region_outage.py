@@ -72,6 +72,7 @@ DEFAULT_ORDERS, DEFAULT_RATE = 400, 10.0
 # Each phase lasts at least this long before the next begins, so the region that owns after
 # a move publishes and consumes for a while (a move can take longer than a quarter of a run).
 DWELL_SECONDS = 8.0
+CONSUMER_WAIT_SECONDS = 120
 SETTLE_SECONDS = 600
 
 
@@ -285,6 +286,14 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
         wait_until(lambda: drill.statuses_of(before), lambda s: all(v == Status.SUCCESSFUL for v in s.values()), 300, 1)
         caught_up[label] = time.monotonic() - began
         drill.mark(f"{label}: every earlier order SUCCESSFUL", f"{caught_up[label]:.1f} s after it began")
+        # The phase lasts until the new owner's consumer has processed an order too (a cold
+        # start on a busy machine can take longer than the dwell), so each region's
+        # consumers are exercised while it owns.
+        consumer = drill.subscriber(to, ORDERS.name).consumer_function or ""
+        since_move = time.time() - (time.monotonic() - began)
+        wait_until(
+            lambda: sum(orders.processed_orders(to, consumer, since_move).values()), bool, CONSUMER_WAIT_SECONDS, 1
+        )
         ended()
 
     def recover() -> None:
