@@ -324,9 +324,10 @@ def _send(clients: Clients, args: argparse.Namespace) -> int:
 def _status(clients: Clients, args: argparse.Namespace) -> int:
     if args.minutes < 1:
         raise UserError("--minutes must be at least 1")
-    report = status_report(clients, StackInfo.of(clients, args.stack))
+    info = StackInfo.of(clients, args.stack)
+    report = status_report(clients, info)
     report["subscribers"] = subscriber_report(clients, args.stack, args.minutes)
-    report["ownership"] = ownership.describe(clients, args.stack)
+    report["ownership"] = ownership.describe(clients, info)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -157,8 +157,8 @@ def ensure_replica(
     """A replica of ``table`` in the secondary's region, encrypted with ``key_arn`` (a key
     of that region), with point-in-time recovery and deletion protection like the table's."""
     ddb = primary("dynamodb")
-    described = ddb.describe_table(TableName=table)["Table"]
-    if secondary.region not in (replica_regions(primary, table) or set()):
+    described = _table(primary, table)
+    if secondary.region not in {replica["RegionName"] for replica in described.get("Replicas", [])}:
         log(f"  adding a replica of {table} in {secondary.region}")
         ddb.update_table(
             TableName=table,

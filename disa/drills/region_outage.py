@@ -127,6 +127,7 @@ class Drill:
         self.phases: list[Phase] = []
         self.started = 0.0
         self.pending_at_move: dict[str, set[str]] = {}
+        self._infos: dict[str, StackInfo] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def deploy(self) -> None:
@@ -154,7 +155,10 @@ class Drill:
                 )
 
     def info(self, clients: Clients) -> StackInfo:
-        return StackInfo.of(clients, STACK)
+        """The stack's outputs in that region, read once (they do not change during a run)."""
+        if clients.region not in self._infos:
+            self._infos[clients.region] = StackInfo.of(clients, STACK)
+        return self._infos[clients.region]
 
     def subscriber(self, clients: Clients, name: str) -> subscriber_stacks.SubscriberInfo:
         return subscriber_stacks.SubscriberInfo.of(clients, STACK, name)
@@ -318,9 +322,7 @@ def run(clients: Clients, count: int = DEFAULT_ORDERS, rate: float = DEFAULT_RAT
 
     def done(state: tuple[dict[str, str], dict[str, Counter[str]]]) -> bool:
         statuses, processed = state
-        total = Counter()
-        for counts in processed.values():
-            total.update(counts)
+        total = _together(processed)
         return all(s == Status.SUCCESSFUL for s in statuses.values()) and all(total[k] for k in drill.keys)
 
     statuses, processed = wait_until(
@@ -348,15 +350,12 @@ def _census(
     caught_up: dict[str, float],
     settled: bool,
 ) -> RegionOutageResult:
-    total: Counter[str] = Counter()
-    for counts in processed.values():
-        total.update(counts)
     # Only this run's orders: an earlier run stopped half way may still be finishing.
     ours = set(drill.keys)
     processed = {
         region: Counter({k: n for k, n in counts.items() if k in ours}) for region, counts in processed.items()
     }
-    total = Counter({k: n for k, n in total.items() if k in ours})
+    total = _together(processed)
     publishes = {key: by_message for key, by_message in drill.publishes(copies).items() if key in ours}
     in_flight = set().union(*drill.pending_at_move.values()) if drill.pending_at_move else set()
     published_twice = {}
@@ -395,6 +394,11 @@ def _census(
         settled=settled,
         notes=[line for report in moves.values() for line in report.lines()],
     )
+
+
+def _together(processed: dict[str, Counter[str]]) -> Counter[str]:
+    """Processings per order, both regions' consumers together."""
+    return sum(processed.values(), Counter())
 
 
 def report(result: RegionOutageResult) -> str:

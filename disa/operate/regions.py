@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from disa_lambda.dal.ownership import CACHE_SECONDS
-from disa_lambda.models.ownership import FIRST_EPOCH, KEY, OwnershipRecord
+from disa_lambda.models.ownership import FIRST_EPOCH, KEY, KEY_ATTRIBUTE, OwnershipRecord
 
 from disa.common.aws import Clients
 from disa.common.aws_helpers import wait_until
@@ -49,6 +49,7 @@ BARRIER_TIMEOUT_SECONDS = 300
 _SETTLED = frozenset({"Enabled", "Disabled"})
 BARRIER_KEY_PREFIX = "disa-failover-barrier#"  # never a Powertools idempotency key (disa-consumer#...)
 BARRIER_TTL_SECONDS = 86_400
+POWERTOOLS_KEY_ATTRIBUTE = "id"  # the processed-ids tables' key (DynamoDBPersistenceLayer's default)
 POLL_SECONDS = 0.5
 SETTLE_MARGIN_SECONDS = 2.0  # on top of CACHE_SECONDS: clocks and a read in flight
 
@@ -214,18 +215,17 @@ def _fence(
     time.sleep(settle)
     for subscriber in subscriber_stacks.subscribers(old, stack):
         if subscriber.processed_ids_table:
-            _barrier(old, new, subscriber.processed_ids_table, record.epoch)
-    _barrier(old, new, info.ownership_table, record.epoch)
+            _barrier(old, new, subscriber.processed_ids_table, POWERTOOLS_KEY_ATTRIBUTE, record.epoch)
+    _barrier(old, new, info.ownership_table, KEY_ATTRIBUTE, record.epoch)
     # The items the old region claimed until it stopped: visible here before the sweep reads
     # them (global tables replicate each item on its own; this is evidence, not proof).
-    _barrier(old, new, info.table, record.epoch, key_name=info.key_name)
+    _barrier(old, new, info.table, info.key_name, record.epoch)
 
 
-def _barrier(old: Clients, new: Clients, table: str, epoch: int, key_name: str = "") -> None:
+def _barrier(old: Clients, new: Clients, table: str, key_name: str, epoch: int) -> None:
     """Write a marker in the old region, then wait until the new region reads it. Global
     tables replicate item by item with no order across items, so a marker seen says the
     replication is flowing at its usual lag, not that every earlier write has arrived."""
-    key_name = key_name or ("scope" if table.endswith("-ownership") else "id")
     marker = {key_name: {"S": f"{BARRIER_KEY_PREFIX}{epoch}#{time.time_ns()}"}}
     expires = {"expiration": {"N": str(int(time.time()) + BARRIER_TTL_SECONDS)}}
     old("dynamodb").put_item(TableName=table, Item={**marker, **expires})
@@ -314,9 +314,8 @@ def _short(error: Exception) -> str:
     return str(error).splitlines()[0][:160]
 
 
-def describe(clients: Clients, stack: str) -> dict[str, Any]:
+def describe(clients: Clients, info: StackInfo) -> dict[str, Any]:
     """Who owns, as each region's replica says (`disa status`)."""
-    info = StackInfo.of(clients, stack)
     if not info.two_regions:
         return {}
     views: dict[str, Any] = {}
