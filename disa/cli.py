@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from disa_lambda.models.status import Status
+from rich.console import Console
 
 from disa.common import console
 from disa.common.aws import Clients, Target
@@ -21,12 +23,12 @@ from disa.deploy import regions as region_deploy
 from disa.drills import bench, chaos, demo, recovery, region_outage
 from disa.drills.faults import TopicPolicyOutage, TopicRemovalOutage
 from disa.local_cloud.engine import LocalCloud
-from disa.operate import cost, groups, items, redrive
+from disa.operate import abandoned, cost, groups, items, records, redrive, screens
 from disa.operate import regions as ownership
 from disa.operate import subscribers as subscriber_stacks
 from disa.operate.retry_job import run_retry
 from disa.operate.stack import StackInfo
-from disa.operate.status import status_report
+from disa.operate.status import status_report, watch_cost_note, watch_frame
 
 EXIT_USER_ERROR = 2
 
@@ -97,6 +99,42 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--minutes", type=int, default=60, help="window of the subscribers' latency percentiles (default 60)"
     )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view refreshing in place until Ctrl-C, from CloudWatch, not a table scan: items per status "
+        "at the retry job's last run, rates per minute, alarms, latency percentiles over --minutes, dead letters; "
+        f"{watch_cost_note()}. When the output is not a terminal, prints one view and exits",
+    )
+    status.add_argument(
+        "--every",
+        type=float,
+        default=10,
+        metavar="SECONDS",
+        help=f"seconds between refreshes of --watch (default 10, at least {screens.MIN_EVERY_SECONDS:g})",
+    )
+    items_parser = commands.add_parser(
+        "items", parents=[common, stack], help="the items in one status, newest first, with their reasons and errors"
+    )
+    items_parser.add_argument(
+        "--status",
+        required=True,
+        type=str.upper,
+        choices=[str(s) for s in Status],
+        metavar="STATUS",
+        help=f"one of {', '.join(Status)}. {', '.join(records.IN_DUE_INDEX)} are read from the sparse due index "
+        "(what is in flight, a small read); the others have no index, so they are found by a paginated Scan "
+        "of the whole table with a filter, which reads, and bills, every item",
+    )
+    items_parser.add_argument(
+        "--limit", type=int, default=records.DEFAULT_LIMIT, metavar="N", help="at most N items (default 50)"
+    )
+    items_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show_parser = commands.add_parser(
+        "show", parents=[common, stack], help="one item: its attributes explained and its history"
+    )
+    show_parser.add_argument("key", metavar="KEY", help="the item's key (base64 for a binary key)")
+    show_parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     commands.add_parser("retry", parents=[common, stack], help="run the retry job now")
     group = commands.add_parser(
@@ -104,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     group.add_argument("action", choices=["show", "release"])
     group.add_argument("group", metavar="GROUP", help="the messageGroupId")
+    abandoned_command = commands.add_parser(
+        "abandoned",
+        parents=[common, stack],
+        help="ABANDONED items waiting for a person: list, requeue KEY (publish again), dismiss KEY",
+    )
+    abandoned_command.add_argument("action", choices=["list", "requeue", "dismiss"])
+    abandoned_command.add_argument("key", metavar="KEY", nargs="?", help="the item's key (requeue, dismiss)")
+    abandoned_command.add_argument("--all", action="store_true", help="requeue or dismiss every waiting item")
+    abandoned_command.add_argument("--limit", type=int, default=50, help="items to list (default 50)")
+    abandoned_command.add_argument("--json", action="store_true", help="print JSON instead of a table (list)")
     fault = commands.add_parser("fault", parents=[common, stack], help="inject a fault: sns-outage on|off")
     fault.add_argument("fault", choices=["sns-outage"])
     fault.add_argument("switch", choices=["on", "off"])
@@ -324,6 +372,8 @@ def _send(clients: Clients, args: argparse.Namespace) -> int:
 def _status(clients: Clients, args: argparse.Namespace) -> int:
     if args.minutes < 1:
         raise UserError("--minutes must be at least 1")
+    if args.watch:
+        return _status_watch(clients, args)
     info = StackInfo.of(clients, args.stack)
     report = status_report(clients, info)
     report["subscribers"] = subscriber_report(clients, args.stack, args.minutes)
@@ -375,6 +425,35 @@ def subscriber_report(clients: Clients, disa_stack: str, minutes: int) -> list[d
         }
         for subscriber in subscriber_stacks.subscribers(clients, disa_stack)
     ]
+
+
+def _status_watch(clients: Clients, args: argparse.Namespace) -> int:
+    if args.json:
+        raise UserError("--watch draws a live view, not JSON: drop --json, or drop --watch for one JSON report")
+    if args.every < screens.MIN_EVERY_SECONDS:
+        raise UserError(f"--every must be at least {screens.MIN_EVERY_SECONDS:g} seconds")
+    info = StackInfo.of(clients, args.stack)
+    # Looked up once: a subscriber added while the view runs shows after a restart.
+    found = subscriber_stacks.subscribers(clients, args.stack)
+    return screens.watch(lambda: watch_frame(clients, info, found, args.minutes), args.every)
+
+
+def _items(clients: Clients, args: argparse.Namespace) -> int:
+    listing = records.list_items(clients, StackInfo.of(clients, args.stack), Status(args.status), args.limit)
+    if args.json:
+        print(json.dumps([line.as_json() for line in listing.items], indent=2))
+    else:
+        Console().print(screens.items_table(listing))
+    return 0
+
+
+def _show(clients: Clients, args: argparse.Namespace) -> int:
+    record = records.show(clients, StackInfo.of(clients, args.stack), args.key)
+    if args.json:
+        print(json.dumps(screens.item_json(record), indent=2, ensure_ascii=False))
+    else:
+        Console().print(screens.item_view(record))
+    return 0
 
 
 def _subscribe(clients: Clients, args: argparse.Namespace) -> int:
@@ -459,6 +538,36 @@ def _group(clients: Clients, args: argparse.Namespace) -> int:
         print(groups.release(clients, info, args.group))
     else:
         _print_table([groups.show(clients, info, args.group)])
+    return 0
+
+
+def _abandoned(clients: Clients, args: argparse.Namespace) -> int:
+    info = StackInfo.of(clients, args.stack)
+    if args.action == "list":
+        if args.key or args.all:
+            raise UserError("list takes no KEY and no --all; use --limit N")
+        if args.limit < 1:
+            raise UserError("--limit must be at least 1")
+        found = abandoned.rows(clients, info, args.limit)
+        if args.json:
+            print(json.dumps(found, indent=2))
+        elif found:
+            _print_table(found)
+        else:
+            print("no ABANDONED item waits for a person")
+        return 0
+    if bool(args.key) == args.all:
+        raise UserError(f"give the item's KEY or --all: `disa abandoned {args.action} KEY`")
+    act = abandoned.requeue if args.action == "requeue" else abandoned.dismiss
+    keys = (
+        [abandoned.key_of(info, args.key)]
+        if args.key
+        else [{info.key_name: entry[info.key_name]} for entry in list(abandoned.waiting(clients, info))]
+    )
+    for key in keys:
+        act(clients, info, key)
+    done = "requeued: the next retry run publishes" if args.action == "requeue" else "dismissed"
+    print(f"{len(keys)} item(s) {done}" if args.all else f"item {args.key} {done}")
     return 0
 
 
@@ -561,8 +670,11 @@ COMMANDS = {
     "failover": _failover,
     "send": _send,
     "status": _status,
+    "items": _items,
+    "show": _show,
     "retry": _retry,
     "group": _group,
+    "abandoned": _abandoned,
     "fault": _fault,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,

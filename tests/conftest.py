@@ -37,12 +37,15 @@ def moto_stack(request, moto_engine, monkeypatch) -> MotoStack:
     """Disa's stack on moto, with the functions' environment set as the templates set it.
     A standard topic; ``@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)``
     gives a FIFO one ("fifo-hold": one whose ABANDONED items hold their group); "two-regions"
-    the primary of a two-region deployment, with its ownership table."""
+    the primary of a two-region deployment, with its ownership table; "retention" one whose
+    finished items expire after 30 days."""
     kind = getattr(request, "param", "standard")  # "fifo", or "fifo-hold": FifoAbandonedItems=hold
     stack = MotoStack(
-        topic_type="standard" if kind == "two-regions" else kind.removesuffix("-hold"),
+        topic_type=kind.removesuffix("-hold") if kind.startswith("fifo") else "standard",
         fifo_abandoned_items="hold" if "hold" in kind else "release",
         two_regions=kind == "two-regions",
+        # "retention": FinishedItemRetentionDays 30, so finished items carry expiresAt.
+        finished_item_retention_days=30 if kind == "retention" else 0,
     )
     for name, value in stack.environment().items():
         monkeypatch.setenv(name, value)

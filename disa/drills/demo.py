@@ -1,19 +1,21 @@
 """`disa demo`: Disa's main job on the local cloud, end to end, with every outcome checked.
 
-Starts the local cloud if needed, deploys the real root stack the way `disa deploy` does on
-AWS and two subscribers the way `disa subscribe` does (`audit`, a queue; `orders`, the sample
-consumer), sends a batch (one item invalid) and seed 002's orders (a quarter of them poison
-pills), reads the messages back, switches an SNS outage on, sends more, watches them FAIL
-and the alarm go to ALARM, switches the outage off, runs the retry job, watches them succeed
-and the alarm return to OK; sends a 300 KB message in its item and a 5 MB one from S3 and
-reads both back byte-exact through their pointers; then checks the orders (good ones processed once, poison pills
-in the dead-letter queue), deploys the fixed consumer, redrives, checks each poison pill was
-processed once, delivers a duplicate and checks it was not processed again, and prints a
-summary and the latency of each stage. Exits 0 only if every expected outcome happened.
+Starts the local cloud if needed, deploys the real root stack the way `disa deploy` does on AWS
+(its dashboard included, checked to show every alarm) and two subscribers the way `disa
+subscribe` does (`audit`, a queue; `orders`, the sample consumer), sends a batch (one item
+invalid) and seed 002's orders (a quarter of them poison pills), reads the messages back,
+switches an SNS outage on, sends more, watches them FAIL and the alarm go to ALARM, switches
+the outage off, runs the retry job, watches them succeed and the alarm return to OK; sends a
+300 KB message in its item and a 5 MB one from S3 and reads both back byte-exact through their
+pointers; then checks the orders (good ones processed once, poison pills in the dead-letter
+queue), deploys the fixed consumer, redrives, checks each poison pill was processed once,
+delivers a duplicate and checks it was not processed again, and prints a summary and the
+latency of each stage. Exits 0 only if every expected outcome happened.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -53,6 +55,10 @@ PARAMETERS = {
     "RetryBaseDelaySeconds": "1",
     "RetryMaxDelaySeconds": "5",
     "MaxAttempts": "5",
+    # One failing minute raises the publish-failures alarm, so the demo shows it within its
+    # outage; a deployment keeps the default 3 of 5 (README, "Alarms").
+    "PublishFailureDatapoints": "1",
+    "PublishFailurePeriods": "1",
 }
 # `audit` keeps every message for the demo to read; `orders` runs the sample consumer.
 AUDIT = Subscription(name="audit")
@@ -294,6 +300,19 @@ class Demo:
             f"{min((row['messages'] for row in self.latency), default=0)}+ messages per stage",
         )
 
+    def dashboard_charts_every_alarm(self) -> tuple[bool, str]:
+        """The stack's dashboard is deployed, and its alarm widget shows every alarm the stack lists."""
+        body = json.loads(self.clients("cloudwatch").get_dashboard(DashboardName=self.info.dashboard)["DashboardBody"])
+        charted = sorted(
+            arn.rsplit(":", 1)[-1]
+            for widget in body["widgets"]
+            if widget["type"] == "alarm"
+            for arn in widget["properties"]["alarms"]
+        )
+        metric_widgets = sum(widget["type"] == "metric" for widget in body["widgets"])
+        met = bool(self.info.dashboard) and charted == sorted(self.info.alarm_names)
+        return met, f"{self.info.dashboard}: {metric_widgets} charts, {len(charted)} alarms"
+
     def attributes_intact(self) -> tuple[bool, str]:
         """Every delivered message carries the attributes its item was sent with."""
         batches = Counter(attributes.get("batch") for attributes in self.delivered_attributes.values())
@@ -348,6 +367,7 @@ def main() -> int:
     outage = TopicRemovalOutage(clients("sns"), info.topic_arn, cloud.fault_snapshots)
     outage.off()  # a previous run may have stopped mid-outage
 
+    demo.expect("dashboard deployed, showing every alarm", *demo.dashboard_charts_every_alarm())
     with _Phase(timings, f"send {BATCH} items, 1 invalid item and {ORDERS_SENT} orders"):
         run_retry(clients, info)  # its zero datum moves new alarms out of INSUFFICIENT_DATA
         demo.alarm_state(info.publish_failures_alarm)

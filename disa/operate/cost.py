@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from disa_lambda.models import metrics
 from disa_lambda.models.status import DUE_INDEX_SHARDS
 
 from disa.common import console, paths
@@ -62,8 +63,9 @@ class Assumptions:
     express_memory_mb: int = 64
     # Standard execution: states entered, from state-machine/publisher.asl.json (with the
     # TakePublishRight task that the publish right adds in front of ChooseMessageShape).
-    # Success: TakePublishRight, ChooseMessageShape, Publish, RecordSuccess, Delivered.
-    standard_success_transitions: int = 5
+    # Success: TakePublishRight, ChooseMessageShape, Publish, RecordSuccessWithExpiry,
+    # RecordSuccess (or RecordSuccessExpiring), Delivered.
+    standard_success_transitions: int = 6
     # Failure: TakePublishRight, ChooseMessageShape, Publish, ChooseFailureOutcome,
     # RecordFailed or RecordAbandoned, CountFailure or CountAbandoned, PublishFailed.
     standard_failure_transitions: int = 7
@@ -98,10 +100,14 @@ class Assumptions:
     failed_execution_log_bytes: int = 700  # TaskFailed + ExecutionFailed events, no data (estimate)
 
     # --- Disa, fixed: one retry-job run every RetryIntervalMinutes ----------------------
-    due_index_shards: int = DUE_INDEX_SHARDS  # one Query per shard per run
-    retry_idle_run_seconds: float = 0.5  # ~12 sequential calls, nothing due (estimate)
+    due_index_shards: int = DUE_INDEX_SHARDS
+    # Per shard and run: the due items, the in-flight reading (logic/gauges.py) and the
+    # attention index's count; idle, each is an empty Query (a BatchGetItem only with items).
+    queries_per_shard: int = 3
+    retry_idle_run_seconds: float = 1.0  # ~30 sequential calls (24 of them the readings), nothing due (estimate)
     retry_run_log_bytes: int = 700  # "retry run finished" line (estimate)
-    custom_metrics: tuple[str, ...] = ("PublishFailed", "ItemsAbandoned", "RetriesStarted", "RetryDue", "ItemsSwept")
+    custom_metrics: tuple[str, ...] = tuple(metrics.ALL)  # the contract, models/metrics.py
+    dashboards: int = 1  # <prefix>-pipeline (the account's first 3 are free; not counted)
     # KMS: SNS reuses a data key for 5 minutes per publishing principal (2 requests each
     # time); DynamoDB caches the table key per caller (trigger, state machine, retry job) and
     # asks again after 5 minutes idle; the 3 log groups are encrypted with the key too. Upper
@@ -578,7 +584,7 @@ class _Model:
     def disa_fixed(self) -> dict[str, Line]:
         a, s, runs = self.a, self.s, self.s.retry_runs_per_month
         gb_s = runs * a.retry_idle_run_seconds * s.retry_memory_mb / 1024
-        rru = runs * a.due_index_shards * 0.5  # an empty eventually consistent Query: 0.5 RRU
+        rru = runs * a.due_index_shards * a.queries_per_shard * 0.5  # an empty eventually consistent Query: 0.5 RRU
         log_bytes = runs * (a.retry_run_log_bytes + a.lambda_platform_lines_bytes)
         kms = self.kms_requests(a.kms_sns_publishing_principals, a.kms_table_callers + a.kms_log_groups)
         return {
@@ -592,6 +598,7 @@ class _Model:
                 f"{len(a.custom_metrics)}", len(a.custom_metrics) * self.p.unit("cloudwatch.custom_metric.month")
             ),
             "alarms": Line(f"{s.alarms}", s.alarms * self.p.unit("cloudwatch.alarm.month")),
+            "dashboard": Line(f"{a.dashboards}", a.dashboards * self.p.unit("cloudwatch.dashboard.month")),
             "kms.key": Line("1", self.p.unit("kms.key.month")),
             "kms.requests": Line(f"<= {_fmt(kms)}", kms * self.p.unit("kms.request")),
         }
@@ -748,6 +755,7 @@ FIXED_ROWS: tuple[tuple[str, str], ...] = (
     ("retry.xray", "retry job: X-Ray, a trace per run"),
     ("custom_metrics", "CloudWatch custom metrics"),
     ("alarms", "CloudWatch alarms"),
+    ("dashboard", "CloudWatch dashboard"),
     ("kms.key", "KMS customer managed key"),
     ("kms.requests", "KMS requests (keys renewed every 5 min)"),
 )

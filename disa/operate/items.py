@@ -69,8 +69,8 @@ def build_item(
 def send(clients: Clients, info: StackInfo, item: dict[str, Any], key: str | None) -> dict[str, Any]:
     """Insert ``item`` under a new key (or ``key``); never overwrites an existing item,
     since an overwrite is a MODIFY and Disa sends only on INSERT."""
-    key_value = _key_value(info.key_type, key)
-    item = {**item, info.key_name: key_value}
+    value = key_value(info.key_type, key)
+    item = {**item, info.key_name: value}
     try:
         clients("dynamodb").put_item(
             TableName=info.table,
@@ -87,10 +87,10 @@ def send(clients: Clients, info: StackInfo, item: dict[str, Any], key: str | Non
         if code == "ValidationException":
             raise UserError(f"DynamoDB refused the item: {error.response['Error'].get('Message')}") from error
         raise
-    return key_value
+    return value
 
 
-def _key_value(key_type: str, given: str | None) -> dict[str, Any]:
+def key_value(key_type: str, given: str | None) -> dict[str, Any]:
     if key_type == "S":
         return {"S": given or str(uuid.uuid4())}
     if key_type == "N":

@@ -4,8 +4,11 @@ root stack's outputs, so anything deployed with `disa deploy` can be operated.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
+from disa.common import paths
 from disa.common.aws import Clients
+from disa.deploy.packaging import load_template
 from disa.deploy.stacks import described, outputs_of, parameters_of
 
 
@@ -33,16 +36,24 @@ class StackInfo:
     # one region: (region,) and "".
     regions: tuple[str, ...] = ()
     ownership_table: str = ""
+    state_machine_arn: str = ""  # the publisher: its executions, its AWS/States metrics
+    every_alarm: tuple[str, ...] = ()  # the AlarmNames output; empty from a stack deployed before it
+    dashboard: str = ""
+    finished_item_retention_days: int = 0  # FinishedItemRetentionDays: a dismissed item expires after it
+    # Where Disa's own metrics are (models/metrics.py), a root parameter, and the retry job's
+    # schedule, which says how old its last gauge reading may be.
+    metric_namespace: str = "Disa"
+    retry_interval_minutes: int = 1
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
         description = described(
             clients, stack, f"stack {stack} does not exist; deploy it first with `disa deploy --stack {stack}`"
         )
-        out = outputs_of(description)
+        out, parameters = outputs_of(description), parameters_of(description)
         return cls(
             name=stack,
-            name_prefix=parameters_of(description)["NamePrefix"],
+            name_prefix=parameters["NamePrefix"],
             table=out["TableName"],
             key_name=out["KeyAttributeName"],
             key_type=out["KeyAttributeType"],
@@ -61,6 +72,14 @@ class StackInfo:
             region=clients.region,
             regions=tuple(out.get("Regions", clients.region).split(",")),
             ownership_table=out.get("OwnershipTableName", ""),
+            state_machine_arn=out["StateMachineArn"],
+            every_alarm=tuple(name for name in out.get("AlarmNames", "").split(",") if name),
+            dashboard=out.get("DashboardName", ""),
+            finished_item_retention_days=int(out.get("FinishedItemRetentionDays", "0")),
+            metric_namespace=parameters.get("MetricNamespace") or _template_default("MetricNamespace"),
+            retry_interval_minutes=int(
+                parameters.get("RetryIntervalMinutes") or _template_default("RetryIntervalMinutes")
+            ),
         )
 
     @property
@@ -72,10 +91,27 @@ class StackInfo:
         return self.topic_arn.endswith(".fifo")  # SNS requires the suffix on FIFO topic names
 
     @property
+    def metric_dimensions(self) -> list[dict[str, str]]:
+        """The one dimension of every Disa metric: StackName, valued with the NamePrefix
+        (functions.yaml METRIC_STACK_NAME), which `disa deploy` derives from the stack name."""
+        return [{"Name": "StackName", "Value": self.name_prefix}]
+
+    @property
+    def topic_name(self) -> str:
+        return self.topic_arn.rsplit(":", 1)[-1]
+
+    @property
     def alarm_names(self) -> tuple[str, ...]:
-        return (
+        return self.every_alarm or (
             self.publish_failures_alarm,
             self.abandoned_items_alarm,
             self.trigger_failures_alarm,
             self.stream_lag_alarm,
         )
+
+
+@cache
+def _template_default(parameter: str) -> str:
+    """The root template's default, for a stack description that does not list the parameter
+    (CloudFormation lists every declared one, so only a stack made some other way)."""
+    return str(load_template(paths.ROOT_TEMPLATE)["Parameters"][parameter]["Default"])

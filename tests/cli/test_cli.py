@@ -15,21 +15,15 @@ from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.status import Field, Status
 
-from disa import cli
 from disa.common.aws import Target
 from disa.common.errors import UserError
 from disa.deploy import subscribers
 from disa.deploy.packaging import tls_only_policy
+from tests.support.cli import disa
 from tests.support.moto_stack import NAME_PREFIX
 
 pytestmark = pytest.mark.cli
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def disa(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_package_creates_a_private_encrypted_versioned_bucket_and_reuploads_nothing(moto_endpoint, capsys):

@@ -60,7 +60,7 @@ def test_handlers_import_from_the_zip_alone(lambda_zip, tmp_path):
         "import random; from disa_lambda.logic import attempts;"
         "from disa_lambda.models.settings import TriggerSettings as S;"
         "s = S('t', 'arn', False, 3, 300, 60, 600, 4, 'b', '123456789012', frozenset(), 262144, 2**31, 'g', 'release',"
-        " '', '');"
+        " '', '', 0, 'Disa', 'disa');"
         "k = {'id': {'S': 'k'}};"
         "c = attempts.plan_claim(k, 1, 0, s, random.Random(1));"
         "p = attempts.publish_parameters(k, {'message': {'S': 'm'}}, False, '2026-01-01T00:00:00.000Z');"

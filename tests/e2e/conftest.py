@@ -32,6 +32,10 @@ PARAMETERS = {
     "RetryBaseDelaySeconds": "1",
     "RetryMaxDelaySeconds": "2",
     "AlarmPeriodSeconds": "60",
+    # One failing minute raises the publish-failures alarm here: the tests check its wiring
+    # and its return to OK; the M of N default (3 of 5) is a template test.
+    "PublishFailureDatapoints": "1",
+    "PublishFailurePeriods": "1",
     # Two retries of a failing stream record before the on-failure queue: seconds, not minutes.
     "StreamMaxRetryAttempts": "2",
     # Small enough for a test to send a body above it (tests/e2e/test_large_messages.py).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from disa_lambda.models.status import Field, Status
@@ -12,6 +13,7 @@ from disa_lambda.models.status import Field, Status
 from disa.common.aws_helpers import received_messages, subscribe_queue, wait_until, write_items
 from disa.deploy import packaging, stacks
 from disa.drills.faults import TopicRemovalOutage
+from disa.operate import abandoned
 from disa.operate.retry_job import run_retry
 from tests.e2e.conftest import ARTIFACT_BUCKET, CHANGED_DESCRIPTION, PARAMETERS, STACK, quiet
 from tests.support.item_limit import full_item
@@ -37,6 +39,7 @@ def test_deploy_creates_every_nested_stack_and_wires_their_outputs(local_stack):
     ]
     assert sorted(r["LogicalResourceId"] for r in nested) == [
         "Alarms",
+        "Dashboard",
         "Encryption",
         "Functions",
         "Payloads",
@@ -46,6 +49,15 @@ def test_deploy_creates_every_nested_stack_and_wires_their_outputs(local_stack):
         "Workflow",
     ]
     assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in nested)
+    # The dashboard is deployed with its body, and charts every alarm the stack lists.
+    body = json.loads(
+        local_stack.clients("cloudwatch").get_dashboard(DashboardName=f"{STACK}-pipeline")["DashboardBody"]
+    )
+    [alarm_widget] = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(a.rsplit(":", 1)[-1] for a in alarm_widget["properties"]["alarms"]) == sorted(
+        local_stack.info.alarm_names
+    )
+    assert len(local_stack.info.alarm_names) == 9
     assert local_stack.info.table == f"{STACK}-items"
 
 
@@ -178,22 +190,35 @@ def test_outage_fails_items_alarms_then_retry_delivers_and_the_schedule_clears_t
     assert local_stack.wait_alarm(failures_alarm, "OK", 180) == "OK"
 
 
-def test_attempt_cap_abandons_the_item_and_raises_its_alarm(local_stack, outage):
+def test_attempt_cap_abandons_the_item_whose_alarm_stays_until_a_person_requeues_it(local_stack, outage):
     abandoned_alarm = local_stack.info.abandoned_items_alarm
     assert local_stack.alarm(abandoned_alarm) != "ALARM", "no item was abandoned before this test"
     outage.on()
-    local_stack.put("cap", message={"S": "never deliverable"})
+    local_stack.put("cap", message={"S": "deliverable once a person requeues it"})
     assert local_stack.wait_status("cap", Status.FAILED)[Field.ATTEMPT]["N"] == "1"
     [item] = retry_until(local_stack, ["cap"], Status.ABANDONED)
 
     assert Status.of(item) is Status.ABANDONED and item[Field.ATTEMPT]["N"] == PARAMETERS["MaxAttempts"]
     assert item[Field.STATUS_REASON]["S"] == "gave up after 3 attempts; last error: SNS.PublishFailed"
-    assert Field.DUE_AT not in item
-    assert local_stack.wait_alarm(abandoned_alarm, "ALARM", 30) == "ALARM"
+    assert Field.DUE_AT not in item and Field.ABANDONED_AT in item
+    # The retry job's next runs (scheduled, every minute) read the waiting item: ALARM.
+    assert local_stack.wait_alarm(abandoned_alarm, "ALARM", 150) == "ALARM"
     notifications = [json.loads(m["Body"]) for m in local_stack.received_messages(local_stack.alarm_queue_url)]
     assert any(n.get("AlarmName") == abandoned_alarm and n.get("NewStateValue") == "ALARM" for n in notifications), (
         notifications
     )
+    # A period later, with nobody acting, it is still in ALARM (a count would be back to OK).
+    run_retry(local_stack.clients, local_stack.info)
+    time.sleep(70)
+    assert local_stack.alarm(abandoned_alarm) == "ALARM"
+    assert [row["key"] for row in abandoned.rows(local_stack.clients, local_stack.info, 10)] == ["cap"]
+
+    outage.off()
+    abandoned.requeue(local_stack.clients, local_stack.info, {"id": {"S": "cap"}})
+    [item] = retry_until(local_stack, ["cap"], Status.SUCCESSFUL)
+    assert item[Field.ATTEMPT]["N"] == "1"
+    run_retry(local_stack.clients, local_stack.info)
+    assert local_stack.wait_alarm(abandoned_alarm, "OK", 150) == "OK"
 
 
 def test_redeploy_without_changes_succeeds_and_says_so(local_stack):
@@ -212,7 +237,7 @@ def test_redeploy_with_a_changed_template_updates_the_stack_in_place(second_stac
 
 
 def test_destroy_removes_the_stacks_and_keeps_the_table_its_items_and_its_key(local_stack, second_stack):
-    assert len(second_stack.nested_stack_ids) == 8
+    assert len(second_stack.nested_stack_ids) == 9
     assert stacks.stack_status(local_stack.clients, second_stack.name) is None
     for nested in second_stack.nested_stack_ids:
         assert stacks.stack_status(local_stack.clients, nested) in (None, "DELETE_COMPLETE")

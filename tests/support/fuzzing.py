@@ -126,11 +126,13 @@ class RecordingStore:
     def claim_new(self, key, claim, now_iso) -> bool:
         return self.claimed.setdefault(json.dumps(key), claim) is claim
 
-    def reject(self, key, reason, now_iso, inserted_token=None) -> bool:
+    def reject(self, key, reason, now_iso, inserted_token=None, expires_at=None) -> bool:
         self.rejected[json.dumps(key)] = reason
         return True
 
-    def finish_unclaimable(self, key, observed_status, observed_token, status, reason, now_iso) -> bool:
+    def finish_unclaimable(
+        self, key, observed_status, observed_token, status, reason, now_iso, expires_at=None
+    ) -> bool:
         self.rejected[json.dumps(key)] = reason
         return True
 

@@ -51,6 +51,7 @@ class MotoStack:
     fifo_abandoned_items: str = "release"
     # Two regions: this stack plays the primary, and the ownership table says who publishes.
     two_regions: bool = False
+    finished_item_retention_days: int = 0  # FinishedItemRetentionDays: 0 keeps finished items
     clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -160,14 +161,27 @@ class MotoStack:
             "AlarmPeriodSeconds": "60",
             "TriggerFailureQueueName": f"{NAME_PREFIX}-trigger-failures",
             "TriggerFunctionName": f"{NAME_PREFIX}-trigger",
+            "PublishFailureDatapoints": "3",
+            "PublishFailurePeriods": "5",
+            "RetryIntervalMinutes": "1",
+            "RetryJobScheduled": "true",
+            "StateMachineArn": self.state_machine_arn,
         }
+        mappings = template("alarms")["Mappings"]
         names = {}
         for logical_id, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
-            props = resolve(alarm["Properties"], params)
+            props = dict(alarm["Properties"])
+            if isinstance(props.get("Period"), dict) and "Fn::FindInMap" in props["Period"]:
+                mapping, key, field_name = props["Period"]["Fn::FindInMap"]
+                props["Period"] = mappings[mapping][params[key["Ref"]]][field_name]
+            props = resolve(props, params)
             for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
                 if number in props:
                     props[number] = int(props[number])
             props["Threshold"] = float(props["Threshold"])
+            for query in props.get("Metrics", []):
+                if "MetricStat" in query:
+                    query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
             self.clients["cloudwatch"].put_metric_alarm(**props)
             names[logical_id] = props["AlarmName"]
         return names
@@ -191,11 +205,14 @@ class MotoStack:
             "AbandonedItemsAlarmName": self.alarms_by_logical_id["AbandonedItemsAlarm"],
             "TriggerFailuresAlarmName": self.alarms_by_logical_id["TriggerFailuresAlarm"],
             "StreamLagAlarmName": self.alarms_by_logical_id["StreamLagAlarm"],
+            "AlarmNames": ",".join(self.alarms_by_logical_id.values()),
+            "DashboardName": f"{NAME_PREFIX}-pipeline",
             "KeyArn": self.params["KeyArn"],
             "PayloadBucketName": self.payload_bucket,
             "PayloadReaderPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/{NAME_PREFIX}-payload-reader",
             "PayloadUploaderPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/{NAME_PREFIX}-payload-uploader",
             "PayloadRetentionDays": "30",
+            "FinishedItemRetentionDays": str(self.finished_item_retention_days),
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
         body = {
@@ -248,6 +265,7 @@ class MotoStack:
                 "PayloadMaxBytes": "2147483648",
                 "OwnershipTableName": self.ownership_table,
                 "PrimaryRegion": self.primary_region,
+                "FinishedItemRetentionDays": str(self.finished_item_retention_days),
             },
         )
         return {name: str(value) for name, value in values.items()}
@@ -313,6 +331,17 @@ class MotoStack:
 
     def item(self, key: str) -> dict[str, Any]:
         return get_item(self.clients["dynamodb"], self.table, self.key(key))
+
+    def index_keys(self, index: str, shard: str) -> list[str]:
+        """The keys one shard of a sparse index (the due or the attention index) holds."""
+        page = self.clients["dynamodb"].query(
+            TableName=self.table,
+            IndexName=index,
+            KeyConditionExpression="#shard = :shard",
+            ExpressionAttributeNames={"#shard": Field.DUE_SHARD},
+            ExpressionAttributeValues={":shard": {"S": shard}},
+        )
+        return sorted(item[KEY_NAME]["S"] for item in page["Items"])
 
     def status(self, key: str) -> Status | None:
         return Status.of(self.item(key))

@@ -101,3 +101,48 @@ class Evaluator:
         if function == "Condition":
             return self.condition(args)
         raise NotImplementedError(function)
+
+
+# CloudWatch dashboard bodies (the subscriber stack's and the pipeline's dashboard.yaml).
+DASHBOARD_SCHEMA = json.loads((ROOT / "tests" / "support" / "dashboard-body.schema.json").read_text())
+
+
+def dashboard_metric_rows(dashboard: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...], dict[str, Any]]]:
+    """Each metric row of every widget as (namespace, metric name, (dimension name, value, ...),
+    rendering properties); expression rows ([{"expression": ...}]) are dashboard_expressions'."""
+    rows = []
+    for widget in dashboard["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            if len(row) == 1 and isinstance(row[0], dict):
+                continue
+            *names, rendering = row if isinstance(row[-1], dict) else [*row, {}]
+            assert len(names) % 2 == 0, f"{row}: namespace, metric name, then dimension name/value pairs"
+            assert all(isinstance(n, str) for n in names), f"{row}: the rendering properties come last"
+            rows.append((names[0], names[1], tuple(names[2:]), rendering))
+    return rows
+
+
+def dashboard_expressions(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rendering properties of every expression row ([{"expression": ...}])."""
+    return [
+        row[0]
+        for widget in dashboard["widgets"]
+        for row in widget["properties"].get("metrics", [])
+        if len(row) == 1 and isinstance(row[0], dict)
+    ]
+
+
+def dashboard_grid_faults(dashboard: dict[str, Any]) -> list[str]:
+    """What breaks the 24-column grid: a widget past the right edge, or two on one cell."""
+    faults, owners = [], {}
+    for index, widget in enumerate(dashboard["widgets"]):
+        name = widget["properties"].get("title", f"widget {index}")
+        if widget["x"] + widget["width"] > 24:
+            faults.append(f"{name} ends past column 24")
+        for dx in range(widget["width"]):
+            for dy in range(widget["height"]):
+                cell = (widget["x"] + dx, widget["y"] + dy)
+                if cell in owners and not any(f.startswith(f"{name} overlaps {owners[cell]} ") for f in faults):
+                    faults.append(f"{name} overlaps {owners[cell]} at {cell}")
+                owners.setdefault(cell, name)
+    return faults

@@ -210,13 +210,6 @@ def test_stream_lag_alarm_watches_the_trigger_iterator_age_well_inside_the_strea
     assert 60_000 <= props["Threshold"] <= 3_600_000, "minutes of lag, hours before records leave the stream"
 
 
-def test_alarms_cannot_sit_in_insufficient_data_and_notify_both_ways():
-    for name, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
-        props = alarm["Properties"]
-        assert props["TreatMissingData"] == "notBreaching", name
-        assert props["AlarmActions"] and props["OKActions"], name
-
-
 @pytest.mark.parametrize("name", template_names())
 def test_every_parameter_is_constrained(name):
     for param, spec in template(name).get("Parameters", {}).items():

@@ -219,6 +219,35 @@ def test_what_outlives_the_stack_is_kept_on_delete_but_not_after_a_failed_first_
         assert resource.get("UpdateReplacePolicy") == "Retain", where  # RetainExceptOnCreate is not valid there
 
 
+def test_finished_items_expire_through_ttl_only_when_a_retention_is_set():
+    """FinishedItemRetentionDays (0: kept) reaches both functions; the table's TTL reads the
+    expiresAt they and the state machine write on SUCCESSFUL and REJECTED items only."""
+    table = resources("table", "AWS::DynamoDB::Table")["Table"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    root = template("root-stack")
+    assert root["Parameters"]["FinishedItemRetentionDays"]["Default"] == 0
+    assert root["Resources"]["Functions"]["Properties"]["Parameters"]["FinishedItemRetentionDays"] == {
+        "Ref": "FinishedItemRetentionDays"
+    }
+    functions = template("functions")["Resources"]
+    for name in ("TriggerFunction", "RetryFunction"):
+        variables = functions[name]["Properties"]["Environment"]["Variables"]
+        assert variables["FINISHED_ITEM_RETENTION_DAYS"] == {"Ref": "FinishedItemRetentionDays"}, name
+    states = json.loads((ROOT / "state-machine" / "publisher.asl.json").read_text())["States"]
+    # The two ways of recording success differ only in the expiry, so they cannot drift apart.
+    plain, expiring = states["RecordSuccess"], states["RecordSuccessExpiring"]
+    values = dict(expiring["Parameters"]["ExpressionAttributeValues"])
+    assert values.pop(":expires") == {"N.$": "$.expiresAt"}
+    assert values == plain["Parameters"]["ExpressionAttributeValues"]
+    assert expiring["Parameters"]["UpdateExpression"] == plain["Parameters"]["UpdateExpression"].replace(
+        " REMOVE", ", expiresAt = :expires REMOVE"
+    )
+    same = {k: v for k, v in expiring.items() if k not in ("Parameters", "Comment")}
+    assert same == {k: v for k, v in plain.items() if k not in ("Parameters", "Comment")}
+    # Nothing writes an expiry on ABANDONED (it waits for a person) but the dismissal.
+    assert "expiresAt" not in states["RecordAbandoned"]["Parameters"]["UpdateExpression"]
+
+
 def test_every_kms_grant_to_a_role_holds_only_through_an_aws_service():
     """A role's key permission is usable only by the services that keep data under the key
     (kms:ViaService), never by the role's code calling KMS directly."""

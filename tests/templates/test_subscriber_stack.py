@@ -13,11 +13,18 @@ import pytest
 from disa_lambda.consumer import stages
 from disa_lambda.consumer.consumer import Settings
 
-from tests.support.templates import ROOT, Evaluator, resources, template
+from tests.support.templates import (
+    DASHBOARD_SCHEMA,
+    Evaluator,
+    dashboard_grid_faults,
+    resources,
+    template,
+)
+from tests.support.templates import dashboard_metric_rows as _metric_rows
 
 pytestmark = pytest.mark.templates
 NAME = "subscriber-stack"
-SCHEMA = json.loads((ROOT / "tests" / "support" / "dashboard-body.schema.json").read_text())
+SCHEMA = DASHBOARD_SCHEMA
 
 # What the CLI passes (disa deploys the stack as <disa-stack>-sub-<name>): the names it relies on
 # and the defaults of those it may leave out.
@@ -479,29 +486,12 @@ def _dashboard(**parameters: str) -> dict:
     return json.loads(body)
 
 
-def _metric_rows(dashboard: dict) -> list[tuple[str, str, tuple[str, ...], dict]]:
-    rows = []
-    for widget in dashboard["widgets"]:
-        for row in widget["properties"].get("metrics", []):
-            *names, rendering = row if isinstance(row[-1], dict) else [*row, {}]
-            assert len(names) % 2 == 0, f"{row}: namespace, metric name, then dimension name/value pairs"
-            assert all(isinstance(n, str) for n in names), f"{row}: the rendering properties come last"
-            rows.append((names[0], names[1], tuple(names[2:]), rendering))
-    return rows
-
-
 @pytest.mark.parametrize("consumer", [False, True])
 def test_dashboard_body_follows_aws_dashboard_syntax(consumer):
     dashboard = _dashboard(**(WITH_CONSUMER if consumer else {}))
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.validate(dashboard, SCHEMA, cls=jsonschema.Draft202012Validator)
-    cells = set()
-    for widget in dashboard["widgets"]:
-        assert widget["x"] + widget["width"] <= 24, widget["properties"].get("title")
-        for dx, dy in itertools.product(range(widget["width"]), range(widget["height"])):
-            cell = (widget["x"] + dx, widget["y"] + dy)
-            assert cell not in cells, f"widgets overlap at {cell}"
-            cells.add(cell)
+    assert dashboard_grid_faults(dashboard) == []
 
 
 def test_dashboard_schema_refuses_what_aws_refuses():
@@ -696,6 +686,7 @@ def test_rules_refuse_half_a_two_region_deployment(parameters, refusal):
     assert failure.startswith(refusal)
     assert _stack(**TWO_REGIONS).rule_failures() == []
     assert _stack(**TWO_REGIONS, ProcessedIdsReplica="true").rule_failures() == []
+
 
 def test_the_consumer_may_decrypt_the_ownership_table_with_the_disa_key_only_through_dynamodb():
     key = WITH_PAYLOADS["DisaKeyArn"]

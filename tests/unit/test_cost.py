@@ -128,10 +128,11 @@ def test_standard_workflows_are_priced_per_state_transition():
     assert {"sfn.requests", "sfn.duration"} <= set(express.disa) and "sfn.transitions" not in express.disa
     assert "sfn.transitions" in standard.disa and not {"sfn.requests", "sfn.duration"} & set(standard.disa)
     per_transition = 0.025 / 1000
-    assert standard.disa["sfn.transitions"].usd_per_message == pytest.approx(5 * per_transition)
+    # TakePublishRight, ChooseMessageShape, Publish, RecordSuccessWithExpiry, RecordSuccess, Delivered
+    assert standard.disa["sfn.transitions"].usd_per_message == pytest.approx(6 * per_transition)
     failing = _estimate(settings=StackSettings(workflow_type="STANDARD", max_attempts=1), failure_rate=0.5)
-    assert failing.disa["sfn.transitions"].usd_per_message == pytest.approx((0.5 * 5 + 0.5 * 7) * per_transition)
-    assert standard.disa_total - express.disa_total == pytest.approx(125.0 - 1.0 - 0.2084, abs=0.01)
+    assert failing.disa["sfn.transitions"].usd_per_message == pytest.approx((0.5 * 6 + 0.5 * 7) * per_transition)
+    assert standard.disa_total - express.disa_total == pytest.approx(150.0 - 1.0 - 0.2084, abs=0.01)
 
 
 def test_the_workflow_type_can_be_overridden(capsys):

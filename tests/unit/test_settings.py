@@ -31,6 +31,7 @@ ENV = {
     "PAYLOAD_MAX_BYTES": "2147483648",
     "GROUPS_TABLE_NAME": "disa-groups",
     "FIFO_ABANDONED_ITEMS": "release",
+    "FINISHED_ITEM_RETENTION_DAYS": "30",
 }
 
 
@@ -38,6 +39,7 @@ def test_complete_environment_is_read():
     settings = RetrySettings.from_env(ENV)
     assert settings.MAX_ATTEMPTS == 5 and settings.TOPIC_IS_FIFO is False and settings.KEY_ATTRIBUTE_NAME == "id"
     assert sorted(settings.PAYLOAD_SOURCE_BUCKETS) == ["uploads-a", "uploads-b"]
+    assert settings.FINISHED_ITEM_RETENTION_DAYS == 30
     assert settings.PAYLOAD_OFFLOAD_THRESHOLD == 262_144
 
 

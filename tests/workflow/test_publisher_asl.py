@@ -10,7 +10,7 @@ import json
 import pytest
 from disa_lambda import contracts
 from disa_lambda.dal.workflow import Workflow
-from disa_lambda.models.status import Field, Status
+from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_NAME, Field, Status
 from jsonschema import Draft7Validator
 from moto.sns.exceptions import SNSException
 from moto.sns.models import SNSBackend
@@ -170,7 +170,7 @@ def test_permanent_sns_error_records_failed_with_cause_and_due_time(moto_stack):
     assert moto_stack.metric_sum("PublishFailed") == 1
 
 
-def test_failure_on_last_attempt_abandons_and_leaves_the_due_index(moto_stack):
+def test_failure_on_last_attempt_abandons_leaves_the_due_index_and_waits_in_the_attention_index(moto_stack):
     claim, document = moto_stack.insert_and_claim("k5", body("k5"), attempt=moto_stack.max_attempts)
     assert claim.abandon_on_failure
     moto_stack.clients["sns"].delete_topic(TopicArn=moto_stack.topic_arn)
@@ -178,7 +178,10 @@ def test_failure_on_last_attempt_abandons_and_leaves_the_due_index(moto_stack):
 
     item = moto_stack.item("k5")
     assert Status.of(item) is Status.ABANDONED
-    assert Field.DUE_AT not in item and Field.DUE_SHARD not in item
+    assert Field.DUE_AT not in item and item[Field.DUE_SHARD] == {"S": claim.shard}
+    assert moto_stack.index_keys(DUE_INDEX_NAME, claim.shard) == []
+    assert moto_stack.index_keys(ATTENTION_INDEX_NAME, claim.shard) == ["k5"]
+    assert item[Field.ABANDONED_AT] == item[Field.UPDATED_AT]
     assert item[Field.STATUS_REASON]["S"] == "gave up after 3 attempts; last error: SNS.NotFoundException"
     assert moto_stack.metric_sum("ItemsAbandoned") == 1 and moto_stack.metric_sum("PublishFailed") == 1
 

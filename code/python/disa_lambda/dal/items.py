@@ -22,6 +22,8 @@ _NAMES = {
     "#updated": Field.UPDATED_AT,
     "#swept": Field.SWEPT_AT,
     "#right": Field.PUBLISH_RIGHT,
+    "#abandoned": Field.ABANDONED_AT,
+    "#expires": Field.EXPIRES_AT,
 }
 
 
@@ -112,8 +114,16 @@ class ItemStore:
             raise StoreUnavailable(f"reading item {dict(key)} failed: {error}") from error
         return response.get("Item")
 
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool:
-        """REJECTED with a reason, unless the pipeline has claimed the item since.
+    def reject(
+        self,
+        key: Mapping[str, Any],
+        reason: str,
+        now_iso: str,
+        inserted_token: Any = None,
+        expires_at: int | None = None,
+    ) -> bool:
+        """REJECTED with a reason (and ``expires_at``, for TTL), unless the pipeline has
+        claimed the item since.
 
         Disa never claims an invalid insert, so the item still carries the claimToken it was
         inserted with (normally none). An inserter who wrote pipeline attributes of their
@@ -123,13 +133,18 @@ class ItemStore:
         values = {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}}
         if inserted_token is not None:
             values[":inserted"] = inserted_token
+        update = "SET #status = :rejected, #reason = :reason, #updated = :now"
+        names: tuple[str, ...] = ("#status", "#reason", "#updated")
+        if expires_at is not None:
+            update, names = f"{update}, #expires = :expires", (*names, "#expires")
+            values[":expires"] = {"N": str(expires_at)}
         return (
             self._update(
                 key,
-                "SET #status = :rejected, #reason = :reason, #updated = :now",
+                update,
                 condition,
                 values,
-                names=("#status", "#reason", "#updated", "#token"),
+                names=(*names, "#token"),
                 returns="NONE",
             )
             is not None
@@ -199,21 +214,36 @@ class ItemStore:
         status: Status,
         reason: str,
         now_iso: str,
+        expires_at: int | None = None,
     ) -> bool:
-        """Move a due item to a final status (ABANDONED or REJECTED) and out of the due index."""
+        """Move a due item to a final status (ABANDONED or REJECTED) and out of the due index.
+        An ABANDONED item keeps its shard and enters the attention index (abandonedAt) until
+        a person requeues or dismisses it, and never expires before; a REJECTED one carries
+        ``expires_at`` (TTL) when given."""
+        values = {
+            ":final": {"S": status.value},
+            ":reason": {"S": reason},
+            ":now": {"S": now_iso},
+            ":observed": {"S": observed_status},
+            ":observedToken": {"S": observed_token},
+        }
+        if status is Status.ABANDONED:
+            update = "SET #status = :final, #reason = :reason, #updated = :now, #abandoned = :now REMOVE #due"
+            names: tuple[str, ...] = ("#status", "#reason", "#updated", "#abandoned", "#due", "#token")
+        else:
+            update = "SET #status = :final, #reason = :reason, #updated = :now REMOVE #shard, #due"
+            names = ("#status", "#reason", "#updated", "#shard", "#due", "#token")
+            if expires_at is not None:
+                update = update.replace(" REMOVE", ", #expires = :expires REMOVE")
+                names = (*names, "#expires")
+                values[":expires"] = {"N": str(expires_at)}
         return (
             self._update(
                 key,
-                "SET #status = :final, #reason = :reason, #updated = :now REMOVE #shard, #due",
+                update,
                 "#status = :observed AND #token = :observedToken",
-                {
-                    ":final": {"S": status.value},
-                    ":reason": {"S": reason},
-                    ":now": {"S": now_iso},
-                    ":observed": {"S": observed_status},
-                    ":observedToken": {"S": observed_token},
-                },
-                names=("#status", "#reason", "#updated", "#shard", "#due", "#token"),
+                values,
+                names=names,
             )
             is not None
         )

@@ -13,11 +13,17 @@ class MetricsSink:
         self._dimensions = [{"Name": "StackName", "Value": stack_name}]
         self._client = client or clients.client("cloudwatch")
 
-    def put_counts(self, counts: Mapping[str, float]) -> None:
+    def put(self, counts: Mapping[str, float], gauges: Mapping[str, float] | None = None) -> None:
+        """Counts and gauges (models/metrics.py) in one request; a gauge named ...Seconds is
+        in seconds."""
         self._client.put_metric_data(
             Namespace=self._namespace,
             MetricData=[
-                {"MetricName": name, "Value": float(value), "Unit": "Count", "Dimensions": self._dimensions}
-                for name, value in counts.items()
+                {"MetricName": name, "Value": float(value), "Unit": _unit(name), "Dimensions": self._dimensions}
+                for name, value in {**counts, **(gauges or {})}.items()
             ],
         )
+
+
+def _unit(name: str) -> str:
+    return "Seconds" if name.endswith("Seconds") else "Count"

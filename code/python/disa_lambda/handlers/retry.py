@@ -1,7 +1,9 @@
-"""Scheduled retry job: redrives every due item, then reports one batch of metrics.
+"""Scheduled retry job: redrives every due item, then reports one batch of metrics: its
+counts, its heartbeat and its readings of the backlog (logic/gauges.py).
 
-Two regions: only the owning region runs it (the other returns at once), and `disa failover`
-invokes it with a takeover event to sweep a segment for the items the old owner left.
+Two regions: only the owning region redrives (the other only reports its heartbeat and
+readings, which are of the same global table), and `disa failover` invokes it with a takeover
+event to sweep a segment for the items the old owner left.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from disa_lambda.dal.backlog import Backlog
 from disa_lambda.dal.due_index import DueIndex
 from disa_lambda.dal.groups import GroupLedger
 from disa_lambda.dal.items import ItemStore
@@ -23,8 +26,10 @@ from disa_lambda.dal.ownership import Ownership
 from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.dal.unstatused import UnstatusedItems
 from disa_lambda.dal.workflow import Workflow
-from disa_lambda.logic import clock, retries, sweep
+from disa_lambda.logic import clock, gauges, retries, sweep
 from disa_lambda.logic.ordering import Sequencer, sequencer_for
+from disa_lambda.models.exceptions import StoreUnavailable
+from disa_lambda.models.metrics import Count
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
@@ -46,6 +51,7 @@ class RetryDependencies:
     job_state: JobState
     groups: GroupLedger
     ownership: Ownership
+    backlog: Backlog
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
         return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
@@ -65,6 +71,7 @@ def dependencies() -> RetryDependencies:
         job_state=JobState(settings.JOB_STATE_TABLE_NAME),
         groups=GroupLedger(settings.GROUPS_TABLE_NAME),
         ownership=Ownership(settings.OWNERSHIP_TABLE_NAME, os.environ["AWS_REGION"], settings.PRIMARY_REGION),
+        backlog=Backlog(settings.TABLE_NAME, settings.KEY_ATTRIBUTE_NAME),
     )
 
 
@@ -77,12 +84,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # what it has not claimed is the new owner's. Ownership is cached 5 s.
         return context.get_remaining_time_in_millis() if deps.ownership.owns() else 0
 
-    if not deps.ownership.owns():
-        owner = deps.ownership.record().owner
-        logger.info("retry run skipped: another region owns publishing", owner=owner)
-        return {"skipped": True, "owner": owner}
     if TAKEOVER in event:
-        return _take_over(deps, event[TAKEOVER], remaining_ms)
+        return _take_over(deps, event[TAKEOVER], remaining_ms) if deps.ownership.owns() else _skipped(deps)
+    if not deps.ownership.owns():
+        report_run(deps, {})
+        return _skipped(deps)
     sweep_budget_ms = 1000 * deps.settings.SWEEP_SECONDS_PER_RUN if deps.settings.SWEEP_SEGMENTS else 0
 
     def left_for_retries() -> int:
@@ -113,10 +119,33 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         remaining_ms,
         deps.sequencer(remaining_ms),
     )
-    deps.metrics.put_counts({**report.metrics(), "ItemsSwept": swept.taken_in + swept.rejected})
-    result = {**asdict(report), "sweep": asdict(swept)}
+    counts = report.metrics()
+    counts[Count.ITEMS_REJECTED] += swept.rejected
+    counts[Count.ITEMS_SWEPT] = swept.taken_in + swept.rejected
+    result = {**asdict(report), "sweep": asdict(swept), "readings": report_run(deps, counts)}
     logger.info("retry run finished", **result)
     return result
+
+
+def report_run(deps: RetryDependencies, counts: dict[str, int]) -> dict[str, float]:
+    """One PutMetricData: the run's counts, its heartbeat and the backlog's readings. A run
+    that cannot read the backlog still reports its counts and heartbeat; the readings it
+    could not take are missing, which the abandoned alarm keeps its state through."""
+    try:
+        readings, exact = gauges.read(deps.backlog, deps.settings.KEY_ATTRIBUTE_NAME, clock.now())
+    except StoreUnavailable as error:
+        logger.warning("backlog readings skipped", reason=str(error))
+        readings, exact = {}, True
+    if not exact:
+        logger.warning("backlog readings are lower bounds: a shard held more than the page budget")
+    deps.metrics.put({**counts, Count.RETRY_JOB_RUNS: 1}, readings)
+    return readings
+
+
+def _skipped(deps: RetryDependencies) -> dict[str, Any]:
+    owner = deps.ownership.record().owner
+    logger.info("retry run skipped: another region owns publishing", owner=owner)
+    return {"skipped": True, "owner": owner}
 
 
 def _take_over(deps: RetryDependencies, request: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:

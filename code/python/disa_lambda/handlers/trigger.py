@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Callable
 
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from disa_lambda.dal.groups import GroupLedger
@@ -31,6 +32,7 @@ from disa_lambda.logic import clock, fanout, intake
 from disa_lambda.logic.ordering import Sequencer, sequencer_for
 from disa_lambda.logic.ports import TIME_RESERVE_MS
 from disa_lambda.models.exceptions import ItemUnwritable
+from disa_lambda.models.metrics import DIMENSION, Count
 from disa_lambda.models.settings import TriggerSettings
 from disa_lambda.observability import logger
 
@@ -47,6 +49,7 @@ class TriggerDependencies:
     payloads: PayloadBucket
     groups: GroupLedger
     ownership: Ownership
+    metrics: EphemeralMetrics
 
     def sequencer(self, time_left_ms: Callable[[], int]) -> Sequencer | None:
         return sequencer_for(self.settings, self.groups, self.store, self.workflow, self.payloads, _rng, time_left_ms)
@@ -62,7 +65,37 @@ def dependencies() -> TriggerDependencies:
         PayloadBucket(settings.PAYLOAD_BUCKET, settings.PAYLOAD_BUCKET_OWNER),
         GroupLedger(settings.GROUPS_TABLE_NAME),
         Ownership(settings.OWNERSHIP_TABLE_NAME, os.environ["AWS_REGION"], settings.PRIMARY_REGION),
+        _metrics(settings),
     )
+
+
+def _metrics(settings: TriggerSettings) -> EphemeralMetrics:
+    # Ephemeral: Powertools' Metrics share their dimensions across instances in a process.
+    # service="": Powertools would add a `service` dimension, and the alarms and the dashboard
+    # read the one StackName dimension (models/metrics.py).
+    metrics = EphemeralMetrics(namespace=settings.METRIC_NAMESPACE, service="")
+    metrics.set_default_dimensions(**{DIMENSION: settings.METRIC_STACK_NAME})
+    return metrics
+
+
+# What each outcome of a record adds to the batch's metrics (models/metrics.py).
+_COUNTED = {
+    intake.IntakeOutcome.STARTED: (Count.ITEMS_ACCEPTED,),
+    intake.IntakeOutcome.WAITING: (Count.ITEMS_ACCEPTED,),
+    intake.IntakeOutcome.START_DEFERRED: (Count.ITEMS_ACCEPTED, Count.STARTS_DEFERRED),
+    intake.IntakeOutcome.REJECTED: (Count.ITEMS_REJECTED,),
+    intake.IntakeOutcome.ABANDONED: (Count.ITEMS_ABANDONED,),
+}
+
+
+def _report(metrics: EphemeralMetrics, tally: Counter) -> None:
+    counts = Counter({Count.ITEMS_ACCEPTED: 0, Count.ITEMS_REJECTED: 0, Count.STARTS_DEFERRED: 0})
+    for outcome, times in tally.items():
+        for name in _COUNTED.get(outcome, ()):
+            counts[name] += times
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
 
 
 def take_in(record: dict[str, Any], time_left_ms: Callable[[], int]) -> intake.IntakeOutcome:
@@ -118,6 +151,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 message = "item cannot take a status" if isinstance(outcome, ItemUnwritable) else "record failed"
                 logger.error(message, key=record["dynamodb"].get("Keys"), reason=str(outcome))
         else:
-            tally[outcome.value] += 1
-    logger.info("batch taken in", records=len(records), **dict(tally))
+            tally[outcome] += 1
+    logger.info("batch taken in", records=len(records), **{str(name): n for name, n in tally.items()})
+    _report(deps.metrics, tally)
     return {"batchItemFailures": failures}

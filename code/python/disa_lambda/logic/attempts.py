@@ -164,8 +164,18 @@ def _execution_input_check() -> Callable[[Any], Any]:
     return fastjsonschema.compile(contracts.load("execution-input"))
 
 
+def finished_expiry(settings: PublishingSettings, now: float) -> int | None:
+    """When a finished item may be deleted by TTL (its expiresAt), or None to keep it."""
+    days = settings.FINISHED_ITEM_RETENTION_DAYS
+    return int(now) + days * 86_400 if days else None
+
+
 def execution_input(
-    key: Mapping[str, Any], claim: Claim, publish: Mapping[str, Any], fifo: Mapping[str, str] | None = None
+    key: Mapping[str, Any],
+    claim: Claim,
+    publish: Mapping[str, Any],
+    fifo: Mapping[str, str] | None = None,
+    expires_at: int | None = None,
 ) -> dict[str, Any]:
     """The state machine input, checked against its contract
     (contracts/execution-input.schema.json, whose ``publish`` is the published-message
@@ -178,6 +188,7 @@ def execution_input(
         "publish": dict(publish),
         "onFailure": {"abandon": claim.abandon_on_failure, "retryAt": str(claim.retry_at)},
         **(fifo or {}),
+        **({"expiresAt": str(expires_at)} if expires_at is not None else {}),
     }
     try:
         _execution_input_check()(document)

@@ -95,7 +95,9 @@ def take_in(
     document = None
     if problem is None and staging is None:
         try:
-            document = attempts.execution_input(key, claim, publish, launch.fifo_window(settings, now, None))
+            document = attempts.execution_input(
+                key, claim, publish, launch.fifo_window(settings, now, None), attempts.finished_expiry(settings, now)
+            )
         except ItemUnpublishable as unpublishable:
             problem = str(unpublishable)
     position = position_of(body) if sequencer is not None else None
@@ -106,7 +108,8 @@ def take_in(
     if problem:
         if position is not None and (arrival is None or arrival.arrival is not Arrival.TAKEN):
             sequencer.hold_slot(key, position)  # so that its group passes over it
-        if not store.reject(key, problem, now_iso, body.get(Field.CLAIM_TOKEN)):
+        expires_at = attempts.finished_expiry(settings, now)
+        if not store.reject(key, problem, now_iso, body.get(Field.CLAIM_TOKEN), expires_at):
             return IntakeOutcome.ALREADY_HANDLED  # claimed since (a redelivered record, the sweep)
         return IntakeOutcome.REJECTED
     if arrival is not None and arrival.arrival is Arrival.LATER:

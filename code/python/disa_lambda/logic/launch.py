@@ -65,7 +65,15 @@ def launch(
     began = time.monotonic()
 
     def rejected(unpublishable: ItemUnpublishable) -> Launched:
-        store.finish_unclaimable(key, Status.PENDING.value, claim.token, Status.REJECTED, str(unpublishable), now_iso)
+        store.finish_unclaimable(
+            key,
+            Status.PENDING.value,
+            claim.token,
+            Status.REJECTED,
+            str(unpublishable),
+            now_iso,
+            attempts.finished_expiry(settings, now),
+        )
         return Launched.REJECTED
 
     def set_back(why: Exception | str) -> Launched:
@@ -93,7 +101,11 @@ def launch(
     if document is None:
         try:
             document = attempts.execution_input(
-                key, claim, publish, fifo_window(settings, now + time.monotonic() - began, republish_by)
+                key,
+                claim,
+                publish,
+                fifo_window(settings, now + time.monotonic() - began, republish_by),
+                attempts.finished_expiry(settings, now),
             )
         except ItemUnpublishable as unpublishable:
             return rejected(unpublishable)
@@ -133,7 +145,8 @@ def relaunch(
         return Launched.LOST_RACE
 
     def finish(status: Status, reason: str) -> None:
-        store.finish_unclaimable(key, Status.PENDING.value, claim.token, status, reason, now_iso)
+        expires_at = attempts.finished_expiry(settings, now) if status is Status.REJECTED else None
+        store.finish_unclaimable(key, Status.PENDING.value, claim.token, status, reason, now_iso, expires_at)
 
     # The item is read again as it is now: an owner may have corrected it since it failed.
     body = {name: value for name, value in item.items() if name not in key}

@@ -67,12 +67,20 @@ class FinishingStore(DeferringStore, Protocol):
         status: Status,
         reason: str,
         now_iso: str,
+        expires_at: int | None = None,
     ) -> bool: ...
 
 
 class IntakeStore(FinishingStore, Protocol):
     def claim_new(self, key: Mapping[str, Any], claim: Claim, now_iso: str) -> bool: ...
-    def reject(self, key: Mapping[str, Any], reason: str, now_iso: str, inserted_token: Any = None) -> bool: ...
+    def reject(
+        self,
+        key: Mapping[str, Any],
+        reason: str,
+        now_iso: str,
+        inserted_token: Any = None,
+        expires_at: int | None = None,
+    ) -> bool: ...
 
 
 class SweepStore(IntakeStore, Protocol):
@@ -88,6 +96,16 @@ class DueStore(FinishingStore, Protocol):
 
 class DueIndexReader(Protocol):
     def due_pages(self, shard: str, now_epoch: int, page_size: int) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class BacklogReader(Protocol):
+    """The retry job's gauges (logic/gauges.py, dal/backlog.py)."""
+
+    def in_flight(self, pages_per_shard: int) -> Any: ...
+
+    def abandoned_waiting(self, pages_per_shard: int) -> Any: ...
+
+    def accepted_at(self, keys: Any) -> list[str]: ...
 
 
 class ShardLeases(Protocol):

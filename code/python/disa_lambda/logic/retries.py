@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from disa_lambda.logic import clock, dedup, fanout, launch
 from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, PayloadStore, ShardLeases, Starter
+from disa_lambda.models.metrics import Count
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
 
@@ -49,14 +50,16 @@ class RetryReport:
     errors: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, int]:
-        # PublishFailed is sent as an explicit 0 on every run: the failure alarm then has a
-        # datum each period and returns to OK on its own evidence, on AWS and on engines
-        # that evaluate alarms only when data arrive.
+        # PublishFailed and StartsDeferred are sent as explicit 0s on every run: their alarms
+        # then have a datum each period and return to OK on their own evidence, on AWS and
+        # on engines that evaluate alarms only when data arrive.
         return {
-            "PublishFailed": 0,
-            "ItemsAbandoned": self.abandoned,
-            "RetriesStarted": self.started,
-            "RetryDue": self.due,
+            Count.PUBLISH_FAILED: 0,
+            Count.ITEMS_ABANDONED: self.abandoned,
+            Count.ITEMS_REJECTED: self.rejected,
+            Count.STARTS_DEFERRED: self.start_deferred,
+            Count.RETRIES_STARTED: self.started,
+            Count.RETRY_DUE: self.due,
         }
 
     def count(self, outcome: RetryOutcome | BaseException) -> None:

@@ -87,6 +87,13 @@ class PublishingSettings:
     # and the region it names before any failover. Empty in a one-region deployment.
     OWNERSHIP_TABLE_NAME: str
     PRIMARY_REGION: str
+    # Days a finished item (SUCCESSFUL, REJECTED) is kept before DynamoDB's TTL deletes it,
+    # through its expiresAt; 0 keeps it.
+    FINISHED_ITEM_RETENTION_DAYS: int
+    # Where both functions put their metrics (models/metrics.py): the stack's MetricNamespace
+    # and the value of the one dimension StackName.
+    METRIC_NAMESPACE: str
+    METRIC_STACK_NAME: str
 
     @classmethod
     def _common(cls, env: Mapping[str, str]) -> dict:
@@ -121,6 +128,9 @@ class PublishingSettings:
             "FIFO_ABANDONED_ITEMS": AbandonedInGroup(abandoned),
             "OWNERSHIP_TABLE_NAME": ownership,
             "PRIMARY_REGION": primary,
+            "FINISHED_ITEM_RETENTION_DAYS": _int(env, "FINISHED_ITEM_RETENTION_DAYS", 0),
+            "METRIC_NAMESPACE": _str(env, "METRIC_NAMESPACE"),
+            "METRIC_STACK_NAME": _str(env, "METRIC_STACK_NAME"),
         }
 
     @classmethod
@@ -142,8 +152,6 @@ class RetrySettings(PublishingSettings):
     """Environment of the scheduled retry function."""
 
     KEY_ATTRIBUTE_NAME: str = ""
-    METRIC_NAMESPACE: str = ""
-    METRIC_STACK_NAME: str = ""
     MAX_ITEMS_PER_RUN: int = 0
     RETRY_INTERVAL_MINUTES: int = 1
     SWEEP_SEGMENTS: int = 0
@@ -157,8 +165,6 @@ class RetrySettings(PublishingSettings):
         return cls(
             **cls._common(env),
             KEY_ATTRIBUTE_NAME=_str(env, "KEY_ATTRIBUTE_NAME"),
-            METRIC_NAMESPACE=_str(env, "METRIC_NAMESPACE"),
-            METRIC_STACK_NAME=_str(env, "METRIC_STACK_NAME"),
             MAX_ITEMS_PER_RUN=_int(env, "MAX_ITEMS_PER_RUN", 1),
             RETRY_INTERVAL_MINUTES=_int(env, "RETRY_INTERVAL_MINUTES", 1),
             SWEEP_SEGMENTS=_int(env, "SWEEP_SEGMENTS", 0),

@@ -16,7 +16,9 @@ class Status(StrEnum):
                retry job may claim it again.
     SUCCESSFUL published; final.
     FAILED     the last attempt failed; due for the retry job at ``dueAt``.
-    ABANDONED  the attempt cap was reached; final, alarmed.
+    ABANDONED  the attempt cap was reached; final, alarmed while it waits for a person
+               (``abandonedAt`` keeps it in the attention index until `disa abandoned
+               requeue` makes it FAILED again or `disa abandoned dismiss` lets it go).
     REJECTED   the item breaks the contract; final, never published, reason recorded.
     """
 
@@ -72,6 +74,12 @@ class Field:
     # may have reached SNS without Disa learning so (cleared when SNS refused it outright).
     PUBLISH_RIGHT_AT = "publishRightAt"
     AMBIGUOUS_SINCE = "ambiguousSince"
+    # ABANDONED items waiting for a person: set with ABANDONED (which keeps dueShard, the
+    # attention index's partition), removed by requeue or dismiss.
+    ABANDONED_AT = "abandonedAt"
+    DISMISSED_AT = "dismissedAt"
+    # Epoch seconds at which DynamoDB's TTL deletes a finished item (FinishedItemRetentionDays).
+    EXPIRES_AT = "expiresAt"
 
 
 # The due index is sharded so that a burst of in-flight items does not write to one hot
@@ -79,3 +87,6 @@ class Field:
 # shards no longer queried, so it is a constant of the data format, not a setting.
 DUE_INDEX_NAME = "DueIndex"
 DUE_INDEX_SHARDS = 8
+# ABANDONED items no person has acted on, by dueShard (kept from their last attempt) and
+# abandonedAt: what the abandoned alarm counts and `disa abandoned list` reads.
+ATTENTION_INDEX_NAME = "AttentionIndex"

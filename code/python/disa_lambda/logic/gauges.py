@@ -1,0 +1,52 @@
+"""The retry job's readings at the end of each run (models/metrics.py Gauge): items in flight
+per status, the age of the oldest PENDING and FAILED item, and the ABANDONED items that wait
+for a person, which the abandoned alarm stays in ALARM on until none is left."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from disa_lambda.logic.ports import BacklogReader
+from disa_lambda.models.metrics import Gauge
+from disa_lambda.models.status import Field, Status
+
+# Up to this many 1 MB pages per shard and index (8 shards): about 40,000 in-flight items per
+# page budget are counted exactly; past that the gauges are lower bounds (logged), and a run
+# reads at most 8 x 2 x PAGES_PER_SHARD MB.
+PAGES_PER_SHARD = 2
+# The oldest item is looked for among this many per status: those with the most attempts and,
+# among equals, the earliest due time (the due index holds no acceptedAt).
+AGE_CANDIDATES = 20
+
+
+def read(backlog: BacklogReader, key_name: str, now: float) -> tuple[dict[str, float], bool]:
+    """The gauges, and whether every count is exact."""
+    in_flight = backlog.in_flight(PAGES_PER_SHARD)
+    waiting = backlog.abandoned_waiting(PAGES_PER_SHARD)
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for entry in in_flight.items:
+        by_status.setdefault(entry.get(Field.STATUS, {}).get("S", ""), []).append(entry)
+    counts = Counter({status: len(entries) for status, entries in by_status.items()})
+    readings: dict[str, float] = {
+        Gauge.PENDING_ITEMS: counts[Status.PENDING],
+        Gauge.FAILED_ITEMS: counts[Status.FAILED],
+        Gauge.WAITING_ITEMS: counts[Status.WAITING],
+        Gauge.ABANDONED_WAITING: waiting.count,
+        Gauge.OLDEST_PENDING_AGE: _oldest_age(backlog, key_name, by_status.get(Status.PENDING, []), now),
+        Gauge.OLDEST_FAILED_AGE: _oldest_age(backlog, key_name, by_status.get(Status.FAILED, []), now),
+    }
+    return readings, in_flight.complete and waiting.complete
+
+
+def _oldest_age(backlog: BacklogReader, key_name: str, entries: list[dict[str, Any]], now: float) -> float:
+    if not entries:
+        return 0.0
+    candidates = sorted(entries, key=lambda e: (-int(e[Field.ATTEMPT]["N"]), int(e[Field.DUE_AT]["N"])))
+    keys = [{key_name: entry[key_name]} for entry in candidates[:AGE_CANDIDATES]]
+    accepted = backlog.accepted_at(keys)
+    if not accepted:
+        return 0.0
+    oldest = min(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() for stamp in accepted)
+    return max(0.0, round(now - oldest, 1))
