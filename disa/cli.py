@@ -147,7 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common, stack],
         help="ABANDONED items waiting for a person: list, requeue KEY (publish again), dismiss KEY",
     )
-    abandoned_command.add_argument("action", choices=["list", "requeue", "dismiss"])
+    abandoned_command.add_argument(
+        "action",
+        choices=["list", "requeue", "dismiss", "backfill"],
+        help="backfill: once after upgrading a stack deployed before the attention index, so that its "
+        "ABANDONED items are counted and listed (a Scan of the whole table)",
+    )
     abandoned_command.add_argument("key", metavar="KEY", nargs="?", help="the item's key (requeue, dismiss)")
     abandoned_command.add_argument("--all", action="store_true", help="requeue or dismiss every waiting item")
     abandoned_command.add_argument("--limit", type=int, default=50, help="items to list (default 50)")
@@ -556,11 +561,16 @@ def _abandoned(clients: Clients, args: argparse.Namespace) -> int:
         else:
             print("no ABANDONED item waits for a person")
         return 0
+    if args.action == "backfill":
+        if args.key or args.all:
+            raise UserError("backfill takes no KEY and no --all: it finds every ABANDONED item itself")
+        print(f"{abandoned.backfill(clients, info)} ABANDONED item(s) now wait in the attention index")
+        return 0
     if bool(args.key) == args.all:
         raise UserError(f"give the item's KEY or --all: `disa abandoned {args.action} KEY`")
     act = abandoned.requeue if args.action == "requeue" else abandoned.dismiss
     keys = (
-        [abandoned.key_of(info, args.key)]
+        [records.parse_key(info, args.key)]
         if args.key
         else [{info.key_name: entry[info.key_name]} for entry in list(abandoned.waiting(clients, info))]
     )

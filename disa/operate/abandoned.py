@@ -4,18 +4,19 @@ The abandoned alarm stays in ALARM until none waits (cft/nested-stacks/alarms.ya
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-import random
 import time
+import uuid
 from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
-from disa_lambda.logic import clock
+from disa_lambda.logic import attempts, clock
 from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_SHARDS, Field, Status
 
 from disa.common.aws import Clients
 from disa.common.errors import UserError
-from disa.operate.items import key_value, show_key
+from disa.operate.items import show_key
 from disa.operate.stack import StackInfo
 
 
@@ -44,30 +45,32 @@ def rows(clients: Clients, info: StackInfo, limit: int) -> list[dict[str, str]]:
 
 def requeue(clients: Clients, info: StackInfo, key: dict[str, Any]) -> None:
     """FAILED again with no attempt counted, due now: the next retry run claims it and it
-    has MaxAttempts attempts once more. Standard topics only: on a FIFO topic the item's
-    group has moved on (or is held, which `disa group release` decides)."""
+    has MaxAttempts attempts once more. A new claimToken, so that no decision taken on the
+    item before it was abandoned can apply to it. Standard topics only: on a FIFO topic the
+    item's group has moved on (or is held, which `disa group release` decides)."""
     if info.topic_is_fifo:
         raise UserError(
             "requeue would publish out of its group's order on a FIFO topic; insert the message again as a new "
-            "item, or let a held group go on with `disa group release GROUP`"
+            "item (or let a held group go on with `disa group release GROUP`), then `disa abandoned dismiss KEY`"
         )
     now = time.time()
     _update(
         clients,
         info,
         key,
-        "SET #status = :failed, #attempt = :zero, #due = :now, #shard = if_not_exists(#shard, :shard), "
+        "SET #status = :failed, #attempt = :zero, #due = :now, #shard = :shard, #token = :token, "
         "#reason = :reason, #updated = :iso REMOVE #abandoned",
         {
             ":failed": {"S": Status.FAILED},
             ":zero": {"N": "0"},
             ":now": {"N": str(int(now))},
-            # An item abandoned before the attention index existed has no shard left.
-            ":shard": {"S": str(random.randrange(DUE_INDEX_SHARDS))},
+            # The item's own shard (an item abandoned before the attention index has none left).
+            ":shard": {"S": attempts.due_shard(key)},
+            ":token": {"S": uuid.uuid4().hex},
             ":reason": {"S": f"requeued by a person at {clock.iso(now)}; the retry job publishes it again"},
             ":iso": {"S": clock.iso(now)},
         },
-        ("#status", "#attempt", "#due", "#shard", "#reason", "#updated", "#abandoned"),
+        ("#status", "#attempt", "#due", "#shard", "#token", "#reason", "#updated", "#abandoned"),
     )
 
 
@@ -89,8 +92,41 @@ def dismiss(clients: Clients, info: StackInfo, key: dict[str, Any]) -> None:
     )
 
 
-def key_of(info: StackInfo, given: str) -> dict[str, Any]:
-    return {info.key_name: key_value(info.key_type, given)}
+def backfill(clients: Clients, info: StackInfo) -> int:
+    """Once, after upgrading a stack deployed before the attention index: every ABANDONED item
+    no one dismissed gets its abandonedAt (its updatedAt, when it was abandoned) and its
+    shard, so that the alarm counts it and `list` shows it. A paginated Scan of the whole
+    table (its read cost follows the table's size); safe to run again."""
+    done = 0
+    for page in (
+        clients("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=info.table,
+            ProjectionExpression="#key, #updated",
+            FilterExpression="#status = :abandonedStatus AND attribute_not_exists(#abandoned) "
+            "AND attribute_not_exists(#dismissed)",
+            ExpressionAttributeNames={"#key": info.key_name, **{n: _NAMES[n] for n in _BACKFILL_NAMES}},
+            ExpressionAttributeValues={":abandonedStatus": {"S": Status.ABANDONED}},
+        )
+    ):
+        for item in page.get("Items", []):
+            key = {info.key_name: item[info.key_name]}
+            since = item.get(Field.UPDATED_AT, {"S": clock.iso(time.time())})
+            with contextlib.suppress(UserError):  # requeued or dismissed meanwhile
+                _update(
+                    clients,
+                    info,
+                    key,
+                    "SET #abandoned = if_not_exists(#abandoned, :since), #shard = :shard",
+                    {":since": since, ":shard": {"S": attempts.due_shard(key)}},
+                    ("#abandoned", "#shard"),
+                )
+                done += 1
+    return done
+
+
+_BACKFILL_NAMES = ("#status", "#updated", "#abandoned", "#dismissed")
 
 
 _NAMES = {
@@ -102,6 +138,7 @@ _NAMES = {
     "#updated": Field.UPDATED_AT,
     "#abandoned": Field.ABANDONED_AT,
     "#dismissed": Field.DISMISSED_AT,
+    "#token": Field.CLAIM_TOKEN,
     "#expires": Field.EXPIRES_AT,
 }
 

@@ -104,10 +104,12 @@ class Assumptions:
     # Per shard and run: the due items, the in-flight reading (logic/gauges.py) and the
     # attention index's count; idle, each is an empty Query (a BatchGetItem only with items).
     queries_per_shard: int = 3
+    # Counts and heartbeat, then the readings: two requests, so a slow read cannot cost the heartbeat.
+    put_metric_data_per_run: int = 2
     retry_idle_run_seconds: float = 1.0  # ~30 sequential calls (24 of them the readings), nothing due (estimate)
     retry_run_log_bytes: int = 700  # "retry run finished" line (estimate)
     custom_metrics: tuple[str, ...] = tuple(metrics.ALL)  # the contract, models/metrics.py
-    dashboards: int = 1  # <prefix>-pipeline (the account's first 3 are free; not counted)
+    dashboards: int = 1  # <prefix>-pipeline-<region> (the account's first 3 are free; not counted)
     # KMS: SNS reuses a data key for 5 minutes per publishing principal (2 requests each
     # time); DynamoDB caches the table key per caller (trigger, state machine, retry job) and
     # asks again after 5 minutes idle; the 3 log groups are encrypted with the key too. Upper
@@ -591,7 +593,10 @@ class _Model:
             "retry.requests": Line(f"{_fmt(runs)} runs", runs * self.p.unit("lambda.arm64.request")),
             "retry.duration": Line(f"{_fmt(gb_s)} GB-s", gb_s * self.p.unit("lambda.arm64.gb_second")),
             "retry.queries": Line(f"{_fmt(rru)} RRU", rru * self.p.unit("dynamodb.ondemand.read_request_unit")),
-            "retry.metrics": Line(f"{_fmt(runs)}", runs * self.p.unit("cloudwatch.put_metric_data.request")),
+            "retry.metrics": Line(
+                f"{_fmt(runs * a.put_metric_data_per_run)}",
+                runs * a.put_metric_data_per_run * self.p.unit("cloudwatch.put_metric_data.request"),
+            ),
             "retry.logs": Line(f"{_fmt(log_bytes / 1e6)} MB", log_bytes / GIB * self.p.unit("logs.ingestion.gb")),
             "retry.xray": Line(f"{_fmt(runs)} traces", runs * self.p.unit("xray.trace_recorded")),
             "custom_metrics": Line(
@@ -750,7 +755,7 @@ FIXED_ROWS: tuple[tuple[str, str], ...] = (
     ("retry.requests", "retry job: invocations"),
     ("retry.duration", "retry job: duration of idle runs"),
     ("retry.queries", "retry job: index queries"),
-    ("retry.metrics", "retry job: PutMetricData, one per run"),
+    ("retry.metrics", "retry job: PutMetricData, two per run"),
     ("retry.logs", "retry job: logs"),
     ("retry.xray", "retry job: X-Ray, a trace per run"),
     ("custom_metrics", "CloudWatch custom metrics"),

@@ -69,7 +69,7 @@ def build_item(
 def send(clients: Clients, info: StackInfo, item: dict[str, Any], key: str | None) -> dict[str, Any]:
     """Insert ``item`` under a new key (or ``key``); never overwrites an existing item,
     since an overwrite is a MODIFY and Disa sends only on INSERT."""
-    value = key_value(info.key_type, key)
+    value = _key_value(info.key_type, key)
     item = {**item, info.key_name: value}
     try:
         clients("dynamodb").put_item(
@@ -90,7 +90,7 @@ def send(clients: Clients, info: StackInfo, item: dict[str, Any], key: str | Non
     return value
 
 
-def key_value(key_type: str, given: str | None) -> dict[str, Any]:
+def _key_value(key_type: str, given: str | None) -> dict[str, Any]:
     if key_type == "S":
         return {"S": given or str(uuid.uuid4())}
     if key_type == "N":

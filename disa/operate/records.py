@@ -181,9 +181,9 @@ FIELD_MEANINGS = {
     Field.PUBLISH_RIGHT: "the claim's right to publish, not yet taken by its execution",
     Field.PUBLISH_RIGHT_AT: "when its execution took the right to publish",
     Field.AMBIGUOUS_SINCE: "since when a publish may have reached SNS without Disa learning so",
-    "abandonedAt": "when it was abandoned; a person has not requeued or dismissed it yet",
-    "dismissedAt": "when a person dismissed it",
-    "expiresAt": "when DynamoDB's time to live deletes it",
+    Field.ABANDONED_AT: "when it was abandoned; a person has not requeued or dismissed it yet",
+    Field.DISMISSED_AT: "when a person dismissed it",
+    Field.EXPIRES_AT: "when DynamoDB's time to live may delete it (within about two days after)",
 }
 DUE_MEANINGS = {
     Status.PENDING: "its lease ends: the retry job may claim it again",
@@ -204,8 +204,8 @@ _EVENTS = {
     Field.ACCEPTED_AT: "taken in by the pipeline",
     Field.PUBLISH_RIGHT_AT: "its execution took the right to publish",
     Field.AMBIGUOUS_SINCE: "a publish may have reached SNS without Disa learning so",
-    "abandonedAt": "abandoned: the attempt cap was reached",
-    "dismissedAt": "dismissed by a person",
+    Field.ABANDONED_AT: "abandoned: the attempt cap was reached",
+    Field.DISMISSED_AT: "dismissed by a person",
 }
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from disa_lambda.handlers import retry
-from disa_lambda.logic import clock
+from disa_lambda.logic import attempts, clock
 from disa_lambda.models.metrics import Gauge
 from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_NAME, Field, Status
 
@@ -67,8 +67,11 @@ def test_requeue_publishes_the_item_again_with_fresh_attempts_and_the_reading_dr
     item = moto_stack.item("a1")
     assert Status.of(item) is Status.FAILED and item[Field.ATTEMPT]["N"] == "0"
     assert Field.ABANDONED_AT not in item and "requeued by a person" in item[Field.STATUS_REASON]["S"]
-    assert moto_stack.index_keys(DUE_INDEX_NAME, "2") == ["a1"]
+    # Due again in its own shard (from its key), with a claim token no earlier decision holds.
+    shard = attempts.due_shard({"id": {"S": "a1"}})
+    assert moto_stack.index_keys(DUE_INDEX_NAME, shard) == ["a1"] and item[Field.DUE_SHARD]["S"] == shard
     assert moto_stack.index_keys(ATTENTION_INDEX_NAME, "2") == []
+    assert item[Field.CLAIM_TOKEN]["S"] != "c" * 32
 
     report = retry.lambda_handler(load_event("scheduled-event"), context)
     moto_stack.wait_for_executions()
@@ -129,3 +132,29 @@ def test_a_dismissed_item_is_finished_and_expires_like_the_others(moto_stack, co
     before = int(time.time())
     assert disa(capsys, "abandoned", "dismiss", "a1", "--stack", NAME_PREFIX)[0] == 0
     assert before + 30 * 86_400 <= int(moto_stack.item("a1")[Field.EXPIRES_AT]["N"]) <= time.time() + 30 * 86_400
+
+
+def test_backfill_brings_items_abandoned_before_the_attention_index_under_the_alarm(moto_stack, context, capsys):
+    # As the earlier version left them: no dueShard, no abandonedAt; one of them dismissed.
+    for key, extra in (("old-1", {}), ("old-2", {}), ("gone", {"dismissedAt": {"S": "2026-11-02T00:00:00.000Z"}})):
+        moto_stack.put(
+            {
+                "id": {"S": key},
+                "message": {"S": "m"},
+                "status": {"S": Status.ABANDONED},
+                "updatedAt": {"S": "2026-11-01T00:00:00.000Z"},
+                **extra,
+            }
+        )
+    moto_stack.put({"id": {"S": "fine"}, "message": {"S": "m"}, "status": {"S": Status.SUCCESSFUL}})
+    assert waiting_reading(context) == 0
+
+    code, out, _ = disa(capsys, "abandoned", "backfill", "--stack", NAME_PREFIX)
+    assert code == 0 and out.strip() == "2 ABANDONED item(s) now wait in the attention index"
+    assert waiting_reading(context) == 2
+    item = moto_stack.item("old-1")
+    assert item[Field.ABANDONED_AT] == {"S": "2026-11-01T00:00:00.000Z"}
+    assert item[Field.DUE_SHARD]["S"] == attempts.due_shard({"id": {"S": "old-1"}})
+    assert Field.ABANDONED_AT not in moto_stack.item("gone") and Field.ABANDONED_AT not in moto_stack.item("fine")
+    code, out, _ = disa(capsys, "abandoned", "backfill", "--stack", NAME_PREFIX)
+    assert out.strip() == "0 ABANDONED item(s) now wait in the attention index"

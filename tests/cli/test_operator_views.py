@@ -387,7 +387,8 @@ def test_watch_view_draws_what_a_frame_holds(moto_stack):
     assert re.search(r"state machine execution\s+81\s+430\s+1,211\s+5,321", screen)
     assert re.search(r"WAITING\s+-", screen), "no reading is shown as unknown"
     assert "none (disa subscribe NAME)" in screen
-    assert f"{frame.metrics_requested} metrics a refresh ≈ $0.07/hour" in screen
+    per_hour = frame.metrics_requested * 0.01 / 1000 * 3600 / 10  # GetMetricData: $0.01 per 1,000 metrics
+    assert f"{frame.metrics_requested} metrics a refresh ≈ ${per_hour:.2f}/hour" in screen
     assert "refresh at 10:00:00 failed: throttled; the figures are from" in screen
 
 

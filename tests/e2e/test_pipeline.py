@@ -51,7 +51,7 @@ def test_deploy_creates_every_nested_stack_and_wires_their_outputs(local_stack):
     assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in nested)
     # The dashboard is deployed with its body, and charts every alarm the stack lists.
     body = json.loads(
-        local_stack.clients("cloudwatch").get_dashboard(DashboardName=f"{STACK}-pipeline")["DashboardBody"]
+        local_stack.clients("cloudwatch").get_dashboard(DashboardName=local_stack.info.dashboard)["DashboardBody"]
     )
     [alarm_widget] = [w for w in body["widgets"] if w["type"] == "alarm"]
     assert sorted(a.rsplit(":", 1)[-1] for a in alarm_widget["properties"]["alarms"]) == sorted(

@@ -170,3 +170,22 @@ def test_without_a_retention_finished_items_are_kept(moto_stack, context):
     moto_stack.wait_for_executions()
     item = moto_stack.item("ok")
     assert Status.of(item) is Status.SUCCESSFUL and Field.EXPIRES_AT not in item
+
+
+def test_an_insert_that_copies_the_pipelines_index_keys_is_rejected_out_of_both_indexes(moto_stack, context):
+    # As if copied from an abandoned item: the inserter's own dueShard, dueAt and abandonedAt.
+    image = {
+        "id": {"S": "copy"},
+        "message": {"S": "m"},
+        "dueShard": {"S": "4"},
+        "dueAt": {"N": "1"},
+        "abandonedAt": {"S": "2026-11-01T00:00:00.000Z"},
+    }
+    moto_stack.put(image)
+    trigger.lambda_handler(stream_event(stream_record(image)), context)
+
+    item = moto_stack.item("copy")
+    assert Status.of(item) is Status.REJECTED and item[Field.STATUS_REASON]["S"].startswith("abandonedAt: ")
+    assert moto_stack.index_keys(DUE_INDEX_NAME, "4") == moto_stack.index_keys(ATTENTION_INDEX_NAME, "4") == []
+    report = retry.lambda_handler(load_event("scheduled-event"), context)
+    assert report["readings"][Gauge.ABANDONED_WAITING] == 0 and report["due"] == 0

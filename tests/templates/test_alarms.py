@@ -3,13 +3,14 @@ since the local engine does not evaluate metric math and AWS's own metrics never
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from disa_lambda.models import metrics
 from disa_lambda.models.status import ATTENTION_INDEX_NAME, Field
 
-from tests.support.templates import ROOT, resources, template
+from tests.support.templates import ASL_PATH, ROOT, resources, template
 
 pytestmark = pytest.mark.templates
 
@@ -23,9 +24,9 @@ MISSING_DATA = {
     "TriggerFailuresAlarm": "notBreaching",
     "StreamLagAlarm": "notBreaching",
     "RetryJobHeartbeatAlarm": "breaching",
-    "ExecutionFailuresAlarm": "notBreaching",
+    "OutcomesNotRecordedAlarm": "notBreaching",
     "ExecutionTimeoutsAlarm": "notBreaching",
-    "ExecutionThrottlesAlarm": "notBreaching",
+    "StartThrottlesAlarm": "notBreaching",
     "DeferredStartsAlarm": "notBreaching",
 }
 
@@ -49,7 +50,7 @@ def test_every_alarm_description_says_what_to_do():
 
 def test_every_alarm_on_disa_metrics_reads_a_metric_of_the_contract_with_its_one_dimension():
     ours = [p for p in map(props, ALARMS) if p.get("Namespace") == {"Ref": "MetricNamespace"}]
-    assert len(ours) == 4
+    assert len(ours) == 5
     for alarm in ours:
         assert alarm["MetricName"] in set(metrics.ALL), alarm["MetricName"]
         assert alarm["Dimensions"] == [{"Name": metrics.DIMENSION, "Value": {"Ref": "NamePrefix"}}]
@@ -78,6 +79,26 @@ def test_publish_failures_alarm_over_m_of_n_periods_three_of_five_by_default():
     }
 
 
+def test_rules_refuse_more_failing_periods_than_periods_before_anything_changes():
+    root = template("root-stack")
+    highest = root["Parameters"]["PublishFailureDatapoints"]["MaxValue"]
+    periods = root["Parameters"]["PublishFailurePeriods"]
+    rules = [r for r in root["Rules"].values() if "PublishFailurePeriods" in json.dumps(r["RuleCondition"])]
+
+    def accepted(m: int, n: int) -> bool:
+        for rule in rules:
+            _, value = rule["RuleCondition"]["Fn::Equals"]
+            if value == str(n):
+                [assertion] = rule["Assertions"]
+                allowed, _ = assertion["Assert"]["Fn::Contains"]
+                return str(m) in allowed
+        return True
+
+    for n in range(periods["MinValue"], periods["MaxValue"] + 1):
+        for m in range(1, highest + 1):
+            assert accepted(m, n) == (m <= n), (m, n)
+
+
 def test_the_retry_job_heartbeat_breaches_after_three_intervals_without_a_finished_run():
     alarm = props("RetryJobHeartbeatAlarm")
     assert (alarm["MetricName"], alarm["Statistic"]) == (metrics.Count.RETRY_JOB_RUNS, "Sum")
@@ -91,20 +112,35 @@ def test_the_retry_job_heartbeat_breaches_after_three_intervals_without_a_finish
     assert ALARMS["RetryJobHeartbeatAlarm"]["Condition"] == "RetryJobScheduled"
 
 
-def test_executions_that_end_without_an_outcome_alarm_on_failed_and_on_timed_out():
-    for logical_id, metric in (
-        ("ExecutionFailuresAlarm", "ExecutionsFailed"),
-        ("ExecutionTimeoutsAlarm", "ExecutionsTimedOut"),
-    ):
-        alarm = props(logical_id)
-        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/States", metric, "Sum")
-        assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachineArn"}}]
-        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 2)
+def test_executions_that_end_without_the_items_fate_are_counted_by_the_state_machine_and_timeouts_by_aws():
+    # AWS/States ExecutionsFailed also counts every refused publish (the Fail state
+    # PublishFailed), so the state machine counts what its failed writes leave undecided.
+    alarm = props("OutcomesNotRecordedAlarm")
+    assert (alarm["MetricName"], alarm["Statistic"]) == (metrics.Count.OUTCOMES_NOT_RECORDED, "Sum")
+    asl = json.loads(ASL_PATH.read_text())["States"]
+    count = asl["CountOutcomeNotRecorded"]
+    assert [m["MetricName"] for m in count["Parameters"]["MetricData"]] == [metrics.Count.OUTCOMES_NOT_RECORDED]
+    assert count["Next"] == count["Catch"][0]["Next"] == "OutcomeNotRecorded"
+    routes_to_the_end = {
+        name
+        for name, state in asl.items()
+        if "OutcomeNotRecorded" in {state.get("Next"), *(c.get("Next") for c in state.get("Catch", []))}
+    }
+    assert routes_to_the_end == {"CountOutcomeNotRecorded"}, "every way there passes the count"
+    timeouts = props("ExecutionTimeoutsAlarm")
+    assert (timeouts["Namespace"], timeouts["MetricName"], timeouts["Statistic"]) == (
+        "AWS/States",
+        "ExecutionsTimedOut",
+        "Sum",
+    )
+    assert timeouts["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachineArn"}}]
 
 
-def test_throttled_executions_and_deferred_starts_alarm_when_they_last():
-    throttles, deferred = props("ExecutionThrottlesAlarm"), props("DeferredStartsAlarm")
-    assert (throttles["Namespace"], throttles["MetricName"]) == ("AWS/States", "ExecutionThrottled")
+def test_throttled_starts_and_deferred_starts_alarm_when_they_last():
+    # A refused StartExecution creates no execution: only the per-API count sees it.
+    throttles, deferred = props("StartThrottlesAlarm"), props("DeferredStartsAlarm")
+    assert (throttles["Namespace"], throttles["MetricName"]) == ("AWS/States", "ThrottledEvents")
+    assert throttles["Dimensions"] == [{"Name": "APIName", "Value": "StartExecution"}]
     assert deferred["MetricName"] == metrics.Count.STARTS_DEFERRED
     for alarm in (throttles, deferred):
         assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)

@@ -70,7 +70,8 @@ def test_takes_what_the_root_stack_passes_and_names_itself_after_the_prefix():
     [(logical_id, resource)] = dashboard["Resources"].items()
     assert resource["Type"] == "AWS::CloudWatch::Dashboard"
     stack = Evaluator(NAME, SAMPLE, ATTRIBUTES)
-    assert stack.resolve(resource["Properties"]["DashboardName"]) == f"{PREFIX}-pipeline"
+    # Dashboards are global to the account: each region's stack names its own.
+    assert stack.resolve(resource["Properties"]["DashboardName"]) == f"{PREFIX}-pipeline-{REGION}"
     assert dashboard["Outputs"] == {"DashboardName": {"Value": {"Ref": logical_id}}}
 
 
@@ -145,10 +146,9 @@ def test_charts_the_aws_services_disa_runs_on():
         ("AWS/Lambda", "IteratorAge", trigger, "Maximum"),
         *{("AWS/States", "ExecutionTime", machine, p) for p in ("p50", "p95", "p99")},
         *{("AWS/Lambda", "Duration", f, "p95") for f in (trigger, retry)},
-        *{
-            ("AWS/States", m, machine, "Sum")
-            for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "ExecutionThrottled")
-        },
+        *{("AWS/States", m, machine, "Sum") for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")},
+        # StartExecution throttles are counted per API, for the account: no execution exists.
+        ("AWS/States", "ThrottledEvents", ("APIName", "StartExecution"), "Sum"),
         *{("AWS/Lambda", m, f, "Sum") for m in ("Errors", "Throttles") for f in (trigger, retry)},
         ("AWS/SQS", "NumberOfMessagesSent", ("QueueName", f"{PREFIX}-trigger-failures"), "Sum"),
     }

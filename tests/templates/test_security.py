@@ -223,9 +223,19 @@ def test_finished_items_expire_through_ttl_only_when_a_retention_is_set():
     """FinishedItemRetentionDays (0: kept) reaches both functions; the table's TTL reads the
     expiresAt they and the state machine write on SUCCESSFUL and REJECTED items only."""
     table = resources("table", "AWS::DynamoDB::Table")["Table"]["Properties"]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    # TTL is turned on only with a retention: an upgrade keeping the default leaves the
+    # table's TTL alone (DynamoDB allows one TTL change an hour, which a rollback would need).
+    assert table["TimeToLiveSpecification"] == {
+        "Fn::If": ["ExpiresFinishedItems", {"AttributeName": "expiresAt", "Enabled": True}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template("table")["Conditions"]["ExpiresFinishedItems"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "FinishedItemRetentionDays"}, "0"]}]
+    }
     root = template("root-stack")
     assert root["Parameters"]["FinishedItemRetentionDays"]["Default"] == 0
+    assert root["Resources"]["Storage"]["Properties"]["Parameters"]["FinishedItemRetentionDays"] == {
+        "Ref": "FinishedItemRetentionDays"
+    }
     assert root["Resources"]["Functions"]["Properties"]["Parameters"]["FinishedItemRetentionDays"] == {
         "Ref": "FinishedItemRetentionDays"
     }

@@ -206,7 +206,7 @@ def test_resources_carry_the_names_the_cli_and_the_dashboard_rely_on(queue_type,
         "ConsumerLogGroup": "/aws/lambda/disa-orders-consumer",
         "DeadLetterAlarm": "disa-orders-dead-letters",
         "OldestMessageAlarm": "disa-orders-oldest-message",
-        "Dashboard": "disa-orders",
+        "Dashboard": "disa-orders-us-east-1",  # dashboards are global: one name per region
     }
 
 

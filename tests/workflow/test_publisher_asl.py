@@ -260,3 +260,19 @@ def test_execution_for_a_deleted_item_does_not_recreate_it(moto_stack):
     _, document = moto_stack.execution_input("gone", body("gone"))
     run(moto_stack, "x11", document)
     assert moto_stack.item("gone") == {}
+
+
+def test_a_write_to_the_item_that_fails_after_its_retries_is_counted_and_ends_the_execution_undecided(moto_stack):
+    _, document = moto_stack.insert_and_claim("k9", body("k9"))
+    # DynamoDB refuses the key outright (not the table's key schema): the publish right
+    # cannot be taken, so nothing is published and the item keeps its claim until the lease.
+    described = run(moto_stack, "x9", {**document, "key": {"notTheKey": {"S": "k9"}}})
+
+    assert described["status"] == "FAILED"
+    assert json.loads(described.get("output") or "null") is None
+    history = moto_stack.clients["stepfunctions"].get_execution_history(executionArn=described["executionArn"])
+    failed = [e for e in history["events"] if e["type"] == "ExecutionFailed"]
+    assert failed[0]["executionFailedEventDetails"]["error"] == "Disa.OutcomeNotRecorded"
+    assert moto_stack.metric_sum("OutcomesNotRecorded") == 1 and moto_stack.metric_sum("PublishFailed") == 0
+    assert moto_stack.received_messages() == []
+    assert Status.of(moto_stack.item("k9")) is Status.PENDING

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from disa_lambda.dal import clients
 from disa_lambda.models.exceptions import StoreUnavailable
-from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_NAME, DUE_INDEX_SHARDS, Field
+from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_NAME, DUE_INDEX_SHARDS, Field, Status
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 
@@ -46,8 +46,17 @@ class Backlog:
         )
 
     def abandoned_waiting(self, pages_per_shard: int) -> Reading:
-        """How many ABANDONED items wait for a person (Select COUNT: no attribute is returned)."""
-        return self._read(ATTENTION_INDEX_NAME, pages_per_shard, Select="COUNT")
+        """How many ABANDONED items wait for a person (Select COUNT: no attribute is returned).
+        The filter costs nothing more (a Query is billed on what it reads) and keeps out an
+        entry whose status someone else changed, which no requeue or dismiss could clear."""
+        return self._read(
+            ATTENTION_INDEX_NAME,
+            pages_per_shard,
+            Select="COUNT",
+            FilterExpression="#status = :abandoned",
+            ExpressionAttributeNames={"#status": Field.STATUS},
+            ExpressionAttributeValues={":abandoned": {"S": Status.ABANDONED.value}},
+        )
 
     def accepted_at(self, keys: Sequence[Mapping[str, Any]]) -> list[str]:
         """acceptedAt of up to 100 of the given items (those still there); keys DynamoDB
@@ -86,7 +95,7 @@ class Backlog:
             "IndexName": index,
             "KeyConditionExpression": "#shard = :shard",
             "ExpressionAttributeNames": {**query.get("ExpressionAttributeNames", {}), "#shard": Field.DUE_SHARD},
-            "ExpressionAttributeValues": {":shard": {"S": str(shard)}},
+            "ExpressionAttributeValues": {**query.get("ExpressionAttributeValues", {}), ":shard": {"S": str(shard)}},
         }
         while True:
             try:

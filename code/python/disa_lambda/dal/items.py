@@ -127,7 +127,8 @@ class ItemStore:
 
         Disa never claims an invalid insert, so the item still carries the claimToken it was
         inserted with (normally none). An inserter who wrote pipeline attributes of their
-        own has the status replaced: only Disa sets status.
+        own has the status replaced: only Disa sets status, and the index keys they wrote are
+        removed, so a REJECTED item sits in neither the due nor the attention index.
         """
         condition = "attribute_not_exists(#token)" if inserted_token is None else "#token = :inserted"
         values = {":rejected": {"S": Status.REJECTED.value}, ":reason": {"S": reason}, ":now": {"S": now_iso}}
@@ -141,10 +142,10 @@ class ItemStore:
         return (
             self._update(
                 key,
-                update,
+                f"{update} REMOVE #shard, #due, #abandoned",
                 condition,
                 values,
-                names=(*names, "#token"),
+                names=(*names, "#shard", "#due", "#abandoned", "#token"),
                 returns="NONE",
             )
             is not None

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError
 
 from disa_lambda.dal.backlog import Backlog
 from disa_lambda.dal.due_index import DueIndex
@@ -34,6 +35,9 @@ from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
 _rng = random.SystemRandom()
+# The readings take at most 16 Query pages and 2 BatchGetItem calls (logic/gauges.py); with
+# the SDK's timeouts and retries (dal/clients.py) that fits in this much of the run.
+READINGS_RESERVE_MS = 60_000
 TAKEOVER = "takeover"  # {"takeover": {"segment": i, "segments": n, "startKey": key or null}}
 
 
@@ -87,7 +91,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if TAKEOVER in event:
         return _take_over(deps, event[TAKEOVER], remaining_ms) if deps.ownership.owns() else _skipped(deps)
     if not deps.ownership.owns():
-        report_run(deps, {})
+        report_run(deps, {}, context.get_remaining_time_in_millis)
         return _skipped(deps)
     sweep_budget_ms = 1000 * deps.settings.SWEEP_SECONDS_PER_RUN if deps.settings.SWEEP_SEGMENTS else 0
 
@@ -122,23 +126,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     counts = report.metrics()
     counts[Count.ITEMS_REJECTED] += swept.rejected
     counts[Count.ITEMS_SWEPT] = swept.taken_in + swept.rejected
-    result = {**asdict(report), "sweep": asdict(swept), "readings": report_run(deps, counts)}
+    readings = report_run(deps, counts, context.get_remaining_time_in_millis)
+    result = {**asdict(report), "sweep": asdict(swept), "readings": readings}
     logger.info("retry run finished", **result)
     return result
 
 
-def report_run(deps: RetryDependencies, counts: dict[str, int]) -> dict[str, float]:
-    """One PutMetricData: the run's counts, its heartbeat and the backlog's readings. A run
-    that cannot read the backlog still reports its counts and heartbeat; the readings it
-    could not take are missing, which the abandoned alarm keeps its state through."""
+def report_run(deps: RetryDependencies, counts: dict[str, int], remaining_ms: Callable[[], int]) -> dict[str, float]:
+    """The run's counts and heartbeat first, in one PutMetricData, so that no slow read can
+    cost them; then, with time left, the backlog's readings in a second one. Readings that
+    could not be taken are missing, which the abandoned alarm keeps its state through."""
+    deps.metrics.put({**counts, Count.RETRY_JOB_RUNS: 1})
+    if remaining_ms() < READINGS_RESERVE_MS:
+        logger.warning("backlog readings skipped: too little of this run is left", remaining_ms=remaining_ms())
+        return {}
     try:
         readings, exact = gauges.read(deps.backlog, deps.settings.KEY_ATTRIBUTE_NAME, clock.now())
-    except StoreUnavailable as error:
+    except (StoreUnavailable, BotoCoreError) as error:
         logger.warning("backlog readings skipped", reason=str(error))
-        readings, exact = {}, True
+        return {}
     if not exact:
         logger.warning("backlog readings are lower bounds: a shard held more than the page budget")
-    deps.metrics.put({**counts, Count.RETRY_JOB_RUNS: 1}, readings)
+    deps.metrics.put({}, readings)
     return readings
 
 

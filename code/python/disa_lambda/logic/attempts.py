@@ -59,6 +59,11 @@ def retry_delay_seconds(attempt: int, settings: PublishingSettings, rng: random.
     return int(capped / 2 + rng.uniform(0, capped / 2))
 
 
+def due_shard(key: Mapping[str, Any]) -> str:
+    """The item's shard of the due and attention indexes: from its key, so it never changes."""
+    return str(int(key_digest(key)[:8], 16) % DUE_INDEX_SHARDS)
+
+
 def plan_claim(
     key: Mapping[str, Any], attempt: int, now: float, settings: PublishingSettings, rng: random.Random
 ) -> Claim:
@@ -67,7 +72,7 @@ def plan_claim(
         token=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
         attempt=attempt,
         lease_until=lease_until,
-        shard=str(int(key_digest(key)[:8], 16) % DUE_INDEX_SHARDS),
+        shard=due_shard(key),
         retry_at=int(now) + retry_delay_seconds(attempt, settings, rng),
         abandon_on_failure=attempt >= settings.MAX_ATTEMPTS,
     )

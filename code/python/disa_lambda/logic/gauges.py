@@ -4,6 +4,7 @@ for a person, which the abandoned alarm stays in ALARM on until none is left."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -25,8 +26,11 @@ def read(backlog: BacklogReader, key_name: str, now: float) -> tuple[dict[str, f
     """The gauges, and whether every count is exact."""
     in_flight = backlog.in_flight(PAGES_PER_SHARD)
     waiting = backlog.abandoned_waiting(PAGES_PER_SHARD)
+    # An item whose dueAt moved while its shard was read page by page (a claim, a failure) may
+    # be read twice: counted once, and named once in the BatchGetItem, which refuses duplicates.
+    latest = {json.dumps(entry[key_name], sort_keys=True): entry for entry in in_flight.items}
     by_status: dict[str, list[dict[str, Any]]] = {}
-    for entry in in_flight.items:
+    for entry in latest.values():
         by_status.setdefault(entry.get(Field.STATUS, {}).get("S", ""), []).append(entry)
     counts = Counter({status: len(entries) for status, entries in by_status.items()})
     readings: dict[str, float] = {

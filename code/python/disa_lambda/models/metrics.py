@@ -19,6 +19,9 @@ class Count(StrEnum):
     """Events, summed per period."""
 
     PUBLISH_FAILED = "PublishFailed"  # the state machine: an attempt SNS refused (after its retries)
+    # The state machine: a write to the item failed after its retries, so the execution ends
+    # without the item's fate (it keeps PENDING until its lease ends).
+    OUTCOMES_NOT_RECORDED = "OutcomesNotRecorded"
     ITEMS_ACCEPTED = "ItemsAccepted"  # the trigger: inserts taken in (started, waiting or deferred)
     ITEMS_REJECTED = "ItemsRejected"  # the trigger, the sweep and the retry job: contract broken
     STARTS_DEFERRED = "StartsDeferred"  # an execution could not be started; the retry job starts it
