@@ -33,6 +33,7 @@ RATE_LABELS = {
     PUBLISHED: "published (SNS)",
     Count.ITEMS_REJECTED: "rejected",
     Count.PUBLISH_FAILED: "publish failed",
+    Count.OUTCOMES_NOT_RECORDED: "outcome not recorded",
     Count.RETRY_DUE: "retry due",
     Count.RETRIES_STARTED: "retries started",
     Count.STARTS_DEFERRED: "start deferred",
