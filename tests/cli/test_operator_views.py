@@ -28,7 +28,7 @@ from disa.operate import screens, status
 from disa.operate.stack import StackInfo
 from disa.operate.subscribers import subscribers
 from tests.support.cli import disa
-from tests.support.moto_stack import NAME_PREFIX, NAMESPACE, REGION, MotoStack
+from tests.support.moto_stack import NAME_PREFIX, NAMESPACE, REGION, MotoStack, outputs_stack
 
 pytestmark = pytest.mark.cli
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,23 +294,11 @@ def add_subscriber(stack: MotoStack, name: str, dead_letters: int) -> None:
         "DashboardName": f"{NAME_PREFIX}-{name}",
         **alarms,
     }
-    template = {
-        "Parameters": {"NamePrefix": {"Type": "String"}, "SubscriberName": {"Type": "String"}},
-        "Resources": {
-            "Placeholder": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": f"/{NAME_PREFIX}/sub-{name}", "Type": "String", "Value": "-"},
-            }
-        },
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    stack.clients["cloudformation"].create_stack(
-        StackName=f"{NAME_PREFIX}-sub-{name}",
-        TemplateBody=json.dumps(template),
-        Parameters=[
-            {"ParameterKey": "NamePrefix", "ParameterValue": NAME_PREFIX},
-            {"ParameterKey": "SubscriberName", "ParameterValue": name},
-        ],
+    outputs_stack(
+        stack.clients["cloudformation"],
+        f"{NAME_PREFIX}-sub-{name}",
+        outputs,
+        {"NamePrefix": NAME_PREFIX, "SubscriberName": name},
     )
 
 

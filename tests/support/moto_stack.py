@@ -217,22 +217,7 @@ class MotoStack:
             "FinishedItemRetentionDays": str(self.finished_item_retention_days),
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
-        body = {
-            "Parameters": {"NamePrefix": {"Type": "String"}},
-            # A stack needs a resource; a parameter is the cheapest one moto creates.
-            "Resources": {
-                "Placeholder": {
-                    "Type": "AWS::SSM::Parameter",
-                    "Properties": {"Name": f"/{NAME_PREFIX}/stack", "Type": "String", "Value": "-"},
-                }
-            },
-            "Outputs": {name: {"Value": value} for name, value in outputs.items()},
-        }
-        self.clients["cloudformation"].create_stack(
-            StackName=NAME_PREFIX,
-            TemplateBody=json.dumps(body),
-            Parameters=[{"ParameterKey": "NamePrefix", "ParameterValue": NAME_PREFIX}],
-        )
+        outputs_stack(self.clients["cloudformation"], NAME_PREFIX, outputs, {"NamePrefix": NAME_PREFIX})
 
     # -- the environment the functions get --------------------------------------------------
     def environment(self) -> dict[str, str]:
@@ -377,3 +362,24 @@ class MotoStack:
 
     def metric_sum(self, name: str) -> float:
         return sum(point["Sum"] for point in self.metric_datapoints(name))
+
+
+def outputs_stack(cfn: Any, name: str, outputs: dict[str, str], parameters: dict[str, str]) -> None:
+    """A stack whose outputs (and parameters) describe resources made without CloudFormation,
+    as `disa` reads a deployed stack: moto's CloudFormation does not create them all."""
+    body = {
+        "Parameters": {key: {"Type": "String"} for key in parameters},
+        # A stack needs a resource; a parameter is the cheapest one moto creates.
+        "Resources": {
+            "Placeholder": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/{name}/stack", "Type": "String", "Value": "-"},
+            }
+        },
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(body),
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
+    )
