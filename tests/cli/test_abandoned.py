@@ -23,17 +23,13 @@ pytestmark = pytest.mark.cli
 def abandoned_by_the_retry_job(stack, context, *keys: str) -> dict:
     """Items PENDING past their lease on the last attempt: the retry job abandons them."""
     for key in keys:
-        stack.put(
-            {
-                "id": {"S": key},
-                "message": {"S": f"body of {key}"},
-                "status": {"S": Status.PENDING},
-                "attempt": {"N": str(stack.max_attempts)},
-                "claimToken": {"S": "c" * 32},
-                "dueShard": {"S": "2"},
-                "dueAt": {"N": str(int(time.time()) - 10)},
-                "acceptedAt": {"S": clock.iso(time.time() - 900)},
-            }
+        stack.put_in_flight(
+            key,
+            Status.PENDING,
+            stack.max_attempts,
+            shard="2",
+            accepted_at=clock.iso(time.time() - 900),
+            message=f"body of {key}",
         )
     report = retry.lambda_handler(load_event("scheduled-event"), context)
     assert report["abandoned"] == len(keys)

@@ -23,18 +23,7 @@ DAY = 86_400
 
 
 def in_flight(stack, key: str, status: Status, attempt: int, accepted: float, due_in: int = 600, shard: str = "3"):
-    stack.put(
-        {
-            "id": {"S": key},
-            "message": {"S": f"in flight {key}"},
-            "status": {"S": status},
-            "attempt": {"N": str(attempt)},
-            "claimToken": {"S": "c" * 32},
-            "dueShard": {"S": shard},
-            "dueAt": {"N": str(int(time.time()) + due_in)},
-            "acceptedAt": {"S": clock.iso(accepted)},
-        }
-    )
+    stack.put_in_flight(key, status, attempt, due_in, shard, clock.iso(accepted))
 
 
 def waiting_for_a_person(stack, key: str, shard: str = "5"):

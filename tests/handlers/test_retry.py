@@ -23,18 +23,7 @@ pytestmark = pytest.mark.handlers
 
 
 def failed_item(stack, key: str, attempt: int = 1, due_in: int = -10, status: Status = Status.FAILED) -> None:
-    stack.put(
-        {
-            "id": {"S": key},
-            "message": {"S": f"retry {key}"},
-            "status": {"S": status},
-            "attempt": {"N": str(attempt)},
-            "claimToken": {"S": "c" * 32},
-            "dueShard": {"S": "3"},
-            "dueAt": {"N": str(int(time.time()) + due_in)},
-            "acceptedAt": {"S": "2026-11-23T09:00:00.000Z"},
-        }
-    )
+    stack.put_in_flight(key, status, attempt, due_in)
 
 
 def test_due_failure_is_redriven_and_delivered(moto_stack, context):

@@ -316,6 +316,31 @@ class MotoStack:
     def put(self, item: dict[str, Any]) -> None:
         self.clients["dynamodb"].put_item(TableName=self.table, Item=item)
 
+    def put_in_flight(
+        self,
+        key: str,
+        status: Status = Status.FAILED,
+        attempt: int = 1,
+        due_in: int = -10,
+        shard: str = "3",
+        accepted_at: str = "2026-11-23T09:00:00.000Z",
+        message: str | None = None,
+    ) -> None:
+        """An item as the pipeline leaves one in flight: in the due index, due ``due_in``
+        seconds from now, its body ``retry KEY`` unless given."""
+        self.put(
+            {
+                **self.key(key),
+                "message": {"S": f"retry {key}" if message is None else message},
+                Field.STATUS: {"S": status},
+                Field.ATTEMPT: {"N": str(attempt)},
+                Field.CLAIM_TOKEN: {"S": "c" * 32},
+                Field.DUE_SHARD: {"S": shard},
+                Field.DUE_AT: {"N": str(int(time.time()) + due_in)},
+                Field.ACCEPTED_AT: {"S": accepted_at},
+            }
+        )
+
     def item(self, key: str) -> dict[str, Any]:
         return get_item(self.clients["dynamodb"], self.table, self.key(key))
 

@@ -13,14 +13,14 @@ class MetricsSink:
         self._dimensions = [{"Name": "StackName", "Value": stack_name}]
         self._client = client or clients.client("cloudwatch")
 
-    def put(self, counts: Mapping[str, float], gauges: Mapping[str, float] | None = None) -> None:
-        """Counts and gauges (models/metrics.py) in one request; a gauge named ...Seconds is
+    def put(self, values: Mapping[str, float]) -> None:
+        """Counts and gauges (models/metrics.py) in one request; a metric named ...Seconds is
         in seconds."""
         self._client.put_metric_data(
             Namespace=self._namespace,
             MetricData=[
                 {"MetricName": name, "Value": float(value), "Unit": _unit(name), "Dimensions": self._dimensions}
-                for name, value in {**counts, **(gauges or {})}.items()
+                for name, value in values.items()
             ],
         )
 

@@ -147,7 +147,7 @@ def report_run(deps: RetryDependencies, counts: dict[str, int], remaining_ms: Ca
         return {}
     if not exact:
         logger.warning("backlog readings are lower bounds: a shard held more than the page budget")
-    deps.metrics.put({}, readings)
+    deps.metrics.put(readings)
     return readings
 
 
