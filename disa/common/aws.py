@@ -35,6 +35,8 @@ _CONFIGS = {
     # and, retried, run the same work several times at once (throttles are still retried).
     "lambda": Config(read_timeout=320, retries={"mode": "standard", "max_attempts": 3}),
 }
+# Whether a region answers: about 30 s at worst, not the default's 5 attempts of a 60-s connect.
+_QUICK_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 2})
 
 
 class Clients:
@@ -68,6 +70,11 @@ class Clients:
             except NoRegionError as error:
                 raise UserError("no AWS region set; pass --region or set AWS_REGION") from error
         return self._cache[service]
+
+    def quick(self, service: str) -> Any:
+        """A client that gives up within seconds (one retry, short timeouts), for asking
+        whether a region answers at all: the default one retries for minutes."""
+        return self._session.client(service, endpoint_url=self.target.endpoint_url, config=_QUICK_CONFIG)
 
     def account_id(self) -> str:
         return self._identity()["Account"]

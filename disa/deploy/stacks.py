@@ -81,7 +81,9 @@ def deploy(
             f"stack {stack} is {status} and cannot be updated; fix what its failed events name, then "
             f"`aws cloudformation continue-update-rollback --stack-name {stack}` (or `disa destroy`) and deploy again"
         )
-    change_set = f"disa-{int(time.time())}"
+    # Unique per call, not per second: two deploys of one stack within a second (a
+    # two-region subscribe deploys the secondary's twice) would collide on the name.
+    change_set = f"disa-{time.time_ns()}"
     existing = set()
     if status:
         described = cfn.describe_stacks(StackName=stack)["Stacks"][0]

@@ -4,23 +4,27 @@ regions").
 
 The steps, in order:
 
-1. Write the ownership record (models/ownership.py) in the new owner's region, one epoch on,
-   conditional on the epoch read there. From then on that region's functions own (within
-   CACHE_SECONDS) and the old region's stop as soon as the record replicates to it.
-2. Fence the old owner, if its APIs answer: disable its consumers' queue mappings, wait
-   until its replica of the record names the new owner, then until a consumer batch begun
-   before the fence has ended (the consumers' timeout) and the ownership cache has expired,
-   then until a write made there after all that is visible in the new region (a replication
-   barrier on each processed-ids table). Only then may the new owner's consumers start: a
-   message both regions' queues hold is then seen processed, not processed again.
+1. Hand the ownership record over (hand_over) in two writes, so that no two regions ever own
+   at once: a condition on a global table is checked against the local replica only, so
+   two regions that both own could each claim, and publish, one insert. First the old owner
+   releases it in its own region (NO_OWNER, one epoch on); once the release is visible in
+   the new region and the old region's cached "I own" has expired (CACHE_SECONDS), the new
+   owner's name is written in the new region, conditional on the release's epoch. From then
+   on that region's trigger and retry job own (within CACHE_SECONDS).
+2. Fence the old owner's consumers: disable their queue mappings, wait until a consumer
+   batch begun before that has ended (the consumers' timeout), then until a write made
+   there after all that is visible in the new region (a replication barrier on each
+   processed-ids table and on the ownership table). Only then may the new owner's consumers
+   start: a message both regions' queues hold is then seen processed, not processed again.
 3. Enable the new owner's consumers.
-4. Take over: the new owner's retry function sweeps every segment of the table for items the
-   old owner never claimed (its trigger passed over them while it did not own), and runs
-   once for everything due (FAILED; PENDING past its lease).
+4. Take over: the new owner's retry function sweeps every segment of the table for items
+   nobody claimed (inserted while the old owner had released, or passed over by the new
+   region's trigger before it owned), and runs once for everything due (FAILED; PENDING past
+   its lease).
 
-If the old region does not answer (a real outage), step 2 is skipped and said so: what it
-published or processed in its last moments and had not yet replicated may then happen again
-(the bound README states).
+If the old region does not answer (a real outage, `--force`), the record is written in the
+new region alone and step 2 is skipped, and said so: what the old region still publishes or
+processes before the record reaches it may then happen again (the bound README states).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from disa_lambda.dal.ownership import CACHE_SECONDS
-from disa_lambda.models.ownership import FIRST_EPOCH, KEY, KEY_ATTRIBUTE, OwnershipRecord
+from disa_lambda.models.ownership import FIRST_EPOCH, KEY, KEY_ATTRIBUTE, NO_OWNER, OwnershipRecord
 
 from disa.common.aws import Clients
 from disa.common.aws_helpers import wait_until
@@ -52,10 +56,13 @@ BARRIER_TTL_SECONDS = 86_400
 POWERTOOLS_KEY_ATTRIBUTE = "id"  # the processed-ids tables' key (DynamoDBPersistenceLayer's default)
 POLL_SECONDS = 0.5
 SETTLE_MARGIN_SECONDS = 2.0  # on top of CACHE_SECONDS: clocks and a read in flight
+NOBODY_LABEL = "nobody (being handed over)"  # a released record, as `disa status` shows it
 
 
-def read_ownership(clients: Clients, table: str, primary: str) -> OwnershipRecord:
-    item = clients("dynamodb").get_item(TableName=table, Key=KEY, ConsistentRead=True).get("Item")
+def read_ownership(clients: Clients, table: str, primary: str, quick: bool = False) -> OwnershipRecord:
+    """This region's replica of the record; ``quick`` gives up within seconds (is it up?)."""
+    dynamodb = clients.quick("dynamodb") if quick else clients("dynamodb")
+    item = dynamodb.get_item(TableName=table, Key=KEY, ConsistentRead=True).get("Item")
     return OwnershipRecord.from_item(item, primary)
 
 
@@ -113,8 +120,9 @@ def failover(
     clients: Clients, stack: str, to_region: str, force: bool = False, log: Callable[[str], None] = progress
 ) -> FailoverReport:
     """Move publishing to ``to_region``. Without ``force`` the old region must answer, so it
-    is fenced before the new one starts; with it, a region that does not answer is left to
-    learn of the move by replication (README, "Two regions": what that may repeat)."""
+    releases publishing and is fenced before the new one starts; with it, a region that does
+    not answer is left to learn of the move by replication (README, "Two regions": what
+    that may repeat)."""
     started = time.monotonic()
     new = clients.in_region(to_region)
     try:
@@ -126,7 +134,8 @@ def failover(
     pair = RegionPair.of_stack(info.regions, stack)
     old = clients.in_region(pair.other(to_region))
     try:
-        read_ownership(old, info.ownership_table, pair.primary)
+        read_ownership(old, info.ownership_table, pair.primary, quick=True)
+        unanswered = ""
     except (ClientError, BotoCoreError) as error:
         if not force:
             raise UserError(
@@ -134,30 +143,33 @@ def failover(
                 "again with --force, accepting that what it still publishes or processes before it learns of the "
                 "move may happen twice (README, Two regions)"
             ) from error
-    current = read_ownership(new, info.ownership_table, pair.primary)
-    if current.owner == to_region:
-        log(f"{to_region} already owns publishing (epoch {current.epoch}); finishing any step left undone")
-        record = current
-    else:
-        record = current.handed_to(to_region, _now_iso())
-        _write_record(new, info.ownership_table, record, current)
-        log(f"ownership record: {to_region} publishes from epoch {record.epoch} (was {current.owner})")
+        unanswered = _short(error)
+    try:
+        record = hand_over(None if unanswered else old, new, info.ownership_table, pair.primary, log)
+    except (ClientError, BotoCoreError) as error:
+        if not force or unanswered:
+            raise
+        unanswered = _short(error)  # it stopped answering during its release
+        record = hand_over(None, new, info.ownership_table, pair.primary, log)
     written = time.monotonic()
     report = FailoverReport(to=to_region, came_from=old.region, epoch=record.epoch, fenced=False)
-    try:
-        _fence(old, new, stack, info, record, report, log)
-        report.fenced = True
-    except (ClientError, BotoCoreError, UserError) as error:
-        if not force:
-            # The record has moved; nothing started in the new region yet. Running the
-            # command again finishes the fence and the rest.
-            raise UserError(
-                f"fencing {old.region} failed ({_short(error)}); {to_region} owns the record but starts nothing until "
-                f"{old.region} is stopped: run `disa failover --to {to_region}` again (or with --force if {old.region} "
-                "is down)"
-            ) from error
+    if not unanswered:
+        try:
+            _fence(old, new, stack, info, record, report, log)
+            report.fenced = True
+        except (ClientError, BotoCoreError, UserError) as error:
+            if not force:
+                # The record has moved; the new region's consumers started nothing yet.
+                # Running the command again finishes the fence and the rest.
+                raise UserError(
+                    f"fencing {old.region} failed ({_short(error)}); {to_region} owns the record but starts no "
+                    f"consumer until {old.region}'s are stopped: run `disa failover --to {to_region}` again (or with "
+                    f"--force if {old.region} is down)"
+                ) from error
+            unanswered = _short(error)
+    if unanswered:
         report.fence_note = (
-            f"{old.region} did not answer ({_short(error)}); it stops when the record replicates to it. What it "
+            f"{old.region} did not answer ({unanswered}); it stops when the record replicates to it. What it "
             "published or processed just before and had not replicated may happen again (README, Two regions)"
         )
         log(f"WARNING: {report.fence_note}")
@@ -168,6 +180,46 @@ def failover(
     _take_over(new, info, report, log)
     report.seconds = time.monotonic() - started
     return report
+
+
+def hand_over(
+    old: Clients | None, new: Clients, table: str, primary: str, log: Callable[[str], None] = progress
+) -> OwnershipRecord:
+    """Name ``new``'s region in the ownership record so that no moment has two owners: the
+    old owner (``old``, None if it does not answer) first releases the record in its own
+    region; the new owner is written in its region only once that release is visible there
+    and the old region's functions can no longer act on a cached "I own". Safe to run again
+    after an interruption at any step. Returns the record that names the new owner."""
+    to_region = new.region
+    current = read_ownership(new, table, primary)
+    if current.owner == to_region:
+        log(f"{to_region} already owns publishing (epoch {current.epoch}); finishing any step left undone")
+        return current
+    if old is not None:
+        at_old = read_ownership(old, table, primary)
+        if at_old.owner == old.region:
+            release = at_old.released(_now_iso())
+            _write_record(old, table, release, at_old)
+            log(f"ownership record: {old.region} released publishing (epoch {release.epoch}); nobody publishes now")
+        else:
+            release = at_old  # released by an earlier, interrupted run, or never the owner
+        released = time.monotonic()
+        _wait_until(
+            lambda: read_ownership(new, table, primary).epoch >= release.epoch,
+            f"the ownership record's release replicating to {to_region}",
+        )
+        # The old region's functions read the record at most CACHE_SECONDS ago: after that
+        # none of them acts as the owner. A release found already written is waited out too.
+        time.sleep(max(0.0, released + CACHE_SECONDS + SETTLE_MARGIN_SECONDS - time.monotonic()))
+        current = read_ownership(new, table, primary)
+        if current.owner == to_region:
+            return current
+        if current.owner not in (NO_OWNER, old.region) and current.epoch > release.epoch:
+            raise UserError(f"another failover named {current.owner} meanwhile; run `disa failover` again")
+    record = current.handed_to(to_region, _now_iso())
+    _write_record(new, table, record, current)
+    log(f"ownership record: {to_region} publishes from epoch {record.epoch} (was {current.owner or 'nobody'})")
+    return record
 
 
 def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: OwnershipRecord) -> None:
@@ -203,9 +255,11 @@ def _fence(
     log: Callable[[str], None],
 ) -> None:
     report.consumers_disabled = _set_consumers(old, stack, enabled=False)
+    # A run after a --force one finds the new owner written in the new region alone: the old
+    # region may still name itself until the record replicates there.
     _wait_until(
-        lambda: read_ownership(old, info.ownership_table, info.regions[0]).epoch >= record.epoch,
-        f"the ownership record reaching {old.region}",
+        lambda: read_ownership(old, info.ownership_table, info.regions[0]).owner != old.region,
+        f"{old.region} no longer naming itself the owner",
     )
     longest = max([_timeout_of(old, name) for name in _consumer_functions(old, stack)] or [0])
     # The old region's trigger and retry job read the record before each record and item
@@ -216,10 +270,11 @@ def _fence(
     for subscriber in subscriber_stacks.subscribers(old, stack):
         if subscriber.processed_ids_table:
             _barrier(old, new, subscriber.processed_ids_table, POWERTOOLS_KEY_ATTRIBUTE, record.epoch)
+    # No marker goes into the items table: the owner's trigger and sweep would take it in
+    # as an insert (and REJECT it), and its key may be a number or binary. The items the
+    # old region claimed before its release replicate item by item; the ownership table's
+    # barrier says replication is flowing at its usual lag (evidence, not proof; README).
     _barrier(old, new, info.ownership_table, KEY_ATTRIBUTE, record.epoch)
-    # The items the old region claimed until it stopped: visible here before the sweep reads
-    # them (global tables replicate each item on its own; this is evidence, not proof).
-    _barrier(old, new, info.table, info.key_name, record.epoch)
 
 
 def _barrier(old: Clients, new: Clients, table: str, key_name: str, epoch: int) -> None:
@@ -322,7 +377,8 @@ def describe(clients: Clients, info: StackInfo) -> dict[str, Any]:
     for region in info.regions:
         try:
             record = read_ownership(clients.in_region(region), info.ownership_table, info.regions[0])
-            views[region] = {"owner": record.owner, "epoch": record.epoch, "since": record.since}
+            owner = record.owner or NOBODY_LABEL
+            views[region] = {"owner": owner, "epoch": record.epoch, "since": record.since}
         except (ClientError, BotoCoreError) as error:
             views[region] = {"error": _short(error)}
     return views

@@ -5,7 +5,11 @@ table replicates each one, with nothing on the record saying where it was made),
 triggers see every insert. Exactly one region, the owner, takes items in, retries them and
 runs its consumers; the other reads the record, sees it does not own, and writes nothing:
 a passive region that wrote to items would race the owner's claims under global tables'
-last-writer-wins. `disa failover --to REGION` moves the record; README, "Two regions".
+last-writer-wins. `disa failover --to REGION` moves the record in two writes, the old
+owner's release (NO_OWNER) in its own region and then the new owner's name in the new
+region: a condition on a global table is checked against the local replica only, so a
+record written in the new region first would let both regions claim and publish one
+insert until it replicated (README, "Two regions").
 
 The record is one item of the ``<prefix>-ownership`` global table, read by the Lambda code
 (dal/ownership.py) and written by the CLI (disa/operate/regions.py) through this module.
@@ -22,11 +26,14 @@ KEY = {KEY_ATTRIBUTE: {"S": PUBLISHING}}
 # A record that is not there yet (the moment between deploy and its first write) names the
 # primary, the first region of the deployment's Regions.
 FIRST_EPOCH = 0
+# Between a release and the new owner's write nobody publishes: inserts wait in the table
+# and the new owner's takeover sweep finds them.
+NO_OWNER = ""
 
 
 @dataclass(frozen=True)
 class OwnershipRecord:
-    owner: str  # the region that publishes
+    owner: str  # the region that publishes, or NO_OWNER while publishing is being handed over
     epoch: int  # one more at each failover: a write is conditional on the epoch it read
     since: str = ""  # ISO time of the failover that made ``owner`` the owner
     previous: str = ""  # the owner before it
@@ -51,4 +58,8 @@ class OwnershipRecord:
         return item
 
     def handed_to(self, region: str, now_iso: str) -> OwnershipRecord:
-        return OwnershipRecord(owner=region, epoch=self.epoch + 1, since=now_iso, previous=self.owner)
+        return OwnershipRecord(owner=region, epoch=self.epoch + 1, since=now_iso, previous=self.owner or self.previous)
+
+    def released(self, now_iso: str) -> OwnershipRecord:
+        """The owner gives publishing up, one epoch on; nobody owns until ``handed_to``."""
+        return OwnershipRecord(owner=NO_OWNER, epoch=self.epoch + 1, since=now_iso, previous=self.owner)
