@@ -5,6 +5,7 @@ topic and alarm topic through that stack's outputs."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,9 @@ class Subscription:
     code: Path | None = None
     filter_policy: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
+    # Other buckets the consumer reads bodies from (ExtraPayloadBuckets), such as the one a
+    # producer's own SNS extended client writes to; None: as the stack has them.
+    payload_buckets: tuple[str, ...] | None = None
 
 
 def subscribe(
@@ -44,6 +48,7 @@ def subscribe(
     _check_consumer(request)
     _check_names(disa.name_prefix, request, queue_type)
     _check_retention(request.parameters)
+    extra = _extra_payload_buckets(request, disa.payload_bucket)
     parameters = {
         "NamePrefix": disa.name_prefix,
         "SubscriberName": request.name,
@@ -57,6 +62,7 @@ def subscribe(
         "DisaKeyArn": disa.key_arn,
         **({"FilterPolicy": _filter_policy(request.filter_policy)} if request.filter_policy is not None else {}),
         **request.parameters,
+        **({"ExtraPayloadBuckets": extra} if extra is not None else {}),
     }
     packaged = packaging.package_subscriber(clients, bucket, request.code, log=log)
     stack = stack_name(disa.name, request.name)
@@ -220,6 +226,39 @@ def _check_retention(parameters: dict[str, str]) -> None:
             f"DeadLetterRetentionSeconds ({dead}) must exceed MessageRetentionSeconds ({source}): a dead letter's "
             "age counts from when it was first queued"
         )
+
+
+def _extra_payload_buckets(request: Subscription, disa_bucket: str) -> str | None:
+    """ExtraPayloadBuckets padded to every position the template grants (it selects each by
+    its position), from --payload-bucket or -p ExtraPayloadBuckets=A,B; None when neither is
+    given. The names are checked against the template's own pattern, before any AWS call."""
+    if request.payload_buckets is not None:
+        names = list(request.payload_buckets)
+    elif "ExtraPayloadBuckets" in request.parameters:
+        names = [n.strip() for n in request.parameters["ExtraPayloadBuckets"].split(",") if n.strip()]
+    else:
+        return None
+    parameter = packaging.load_template(paths.SUBSCRIBER_TEMPLATE)["Parameters"]["ExtraPayloadBuckets"]
+    positions, member = len(parameter["Default"].split(",")), re.compile(parameter["AllowedPattern"])
+    names = list(dict.fromkeys(names))
+    for name in names:
+        # S3 also refuses two dots in a row and names shaped like an IP address.
+        if not name or not member.fullmatch(name) or ".." in name or re.fullmatch(r"[0-9.]+", name):
+            raise UserError(
+                f"--payload-bucket {name!r} is not an S3 bucket name: 3-63 lowercase letters, digits, dots or "
+                "hyphens, starting and ending with a letter or digit"
+            )
+        if name == disa_bucket:
+            raise UserError(
+                f"--payload-bucket {name} is the Disa stack's own payload bucket, whose payloads/ the consumer "
+                "reads already; name only buckets other producers' SNS extended clients write to"
+            )
+    if len(names) > positions:
+        raise UserError(
+            f"--payload-bucket takes at most {positions} buckets (the subscriber stack grants each by its "
+            f"position); {len(names)} were given"
+        )
+    return ",".join(names + [""] * (positions - len(names)))
 
 
 def _filter_policy(text: str) -> str:

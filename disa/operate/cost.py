@@ -127,6 +127,11 @@ class Assumptions:
     # bucket and the object key. With S3 Bucket Keys, KMS is asked for a bucket key now and
     # then, not per object (~0 per message). Subscribers' GETs are theirs, like deliveries.
     reference_item_bytes: int = 200  # (estimate)
+    # The named object is the producer's upload to the payload bucket's incoming/ (README,
+    # Sending them): S3 bills its PUT to the bucket's owner, and the bucket's lifecycle rule
+    # keeps it PayloadRetentionDays beside Disa's copy, so both are the stack's. An object in
+    # a PayloadSourceBuckets bucket is its owner's cost instead.
+    named_object_in_payload_bucket: bool = True
 
     # --- The seed design (../shared/seeds/004 and notes/reference-designs.md) -----------
     # Its trigger starts one STANDARD execution per record (no name). The state machine
@@ -430,16 +435,23 @@ class _Model:
         if not self.stored_in_s3:
             return {}
         n = attempts(self.i.failure_rate, self.s.max_attempts)
+        uploaded = self.named_object and self.a.named_object_in_payload_bucket
         writes = 1  # PutObject, or CopyObject of the named object
         reads = n.total + (1 if self.named_object else 0)  # a HeadObject per attempt, the source's ranged GET
         gb_months = self.i.item_bytes / GIB * self.s.payload_retention_days / 30
-        return {
+        storage = Line(f"{gb_months:.6f} GB-month", gb_months * self.p.unit("s3.standard.storage.gb_month"))
+        calls = f"{writes} {'COPY' if self.named_object else 'PUT'} + {_fmt(reads)} HEAD/GET"
+        if uploaded:  # the producer's PutObject to incoming/, priced as Disa's COPY is
+            writes, calls = writes + 1, f"1 PUT + {calls}"
+        lines = {
             "s3.requests": Line(
-                f"{writes} {'COPY' if self.named_object else 'PUT'} + {_fmt(reads)} HEAD/GET",
-                writes * self.p.unit("s3.standard.put_request") + reads * self.p.unit("s3.standard.get_request"),
+                calls, writes * self.p.unit("s3.standard.put_request") + reads * self.p.unit("s3.standard.get_request")
             ),
-            "s3.storage": Line(f"{gb_months:.6f} GB-month", gb_months * self.p.unit("s3.standard.storage.gb_month")),
+            "s3.storage": storage,
         }
+        if uploaded:  # the producer's upload, kept as long as Disa's copy
+            lines["s3.incoming"] = storage
+        return lines
 
     def _disa_workflow(self) -> dict[str, Line]:
         n = attempts(self.i.failure_rate, self.s.max_attempts)
@@ -748,8 +760,9 @@ ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("logs", "CloudWatch Logs: ingestion", 5),
     ("xray", "X-Ray: traces recorded", 7),
     ("kms", "KMS: requests", 8),
-    ("s3.requests", "S3: store the body, find it again per attempt", 12),
-    ("s3.storage", "S3: the stored body, for PayloadRetentionDays", 12),
+    ("s3.requests", "S3: upload or store the body, find it again per attempt", 12),
+    ("s3.storage", "S3: the stored body (payloads/), for PayloadRetentionDays", 12),
+    ("s3.incoming", "S3: the producer's upload (incoming/), for PayloadRetentionDays", 12),
 )
 FIXED_ROWS: tuple[tuple[str, str], ...] = (
     ("retry.requests", "retry job: invocations"),
@@ -948,9 +961,11 @@ def _footnotes(e: Estimate) -> list[str]:
         "HeadObject per attempt, then a PutObject (a body in the item) or a ranged GetObject and a CopyObject "
         "(an S3 object the item names: bodies above DynamoDB's 400 KB item limit, the item then "
         f"~{a.reference_item_bytes} B), "
-        f"kept {s.payload_retention_days} days (PayloadRetentionDays); SNS publishes only the pointer. Each "
-        "subscriber that reads the body pays a GET; the producer's upload of a named object is its own. The seed "
-        "design cannot publish a body above 256 KiB: its column prices what it would attempt.",
+        f"kept {s.payload_retention_days} days (PayloadRetentionDays); SNS publishes only the pointer. A named "
+        "object is taken to be the producer's upload to the payload bucket's incoming/: its PUT is billed to the "
+        "bucket's owner and the lifecycle rule keeps it as long as Disa's copy, so both are counted (in a "
+        "PayloadSourceBuckets bucket they are that bucket owner's). Each subscriber that reads the body pays a "
+        "GET. The seed design cannot publish a body above 256 KiB: its column prices what it would attempt.",
         " Not counted: the first-tier free allowances, cold starts (INIT is billed since 2025-08), deliveries to "
         "subscribers, data transfer, the on-failure queue (used only on trigger failures), EventBridge schedules "
         "(free), the job-state table being added (a few items).",

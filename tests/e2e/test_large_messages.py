@@ -1,7 +1,9 @@
 """Large messages on the local cloud: bodies of 300 KB (in the item) and of 300 KB and 5 MB
 (S3 objects the items name) reach two subscriber queues byte-exact, read by the official SQS
 extended client and by Disa's consumer helper; a pointer the official SNS extended client
-wrote is resolved by the helper; bad references are REJECTED with their reasons; a small
+wrote, its body in a bucket of its own (no producer may write elsewhere in Disa's payload
+bucket than incoming/ on AWS), is resolved by the helper of a subscriber deployed with
+`--payload-bucket` for that bucket; bad references are REJECTED with their reasons; a small
 message is unchanged."""
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ import uuid
 
 import pytest
 from disa_lambda.consumer.payloads import PayloadReader
+from disa_lambda.models.settings import names_in
 from disa_lambda.models.status import Field, Status
 
+from disa.common import paths
 from disa.common.aws_helpers import as_consumed, received_messages, subscribe_queue, wait_until
+from disa.deploy.subscribers import Subscription, subscribe, unsubscribe
+from disa.operate.subscribers import SubscriberInfo
+from tests.e2e.conftest import ARTIFACT_BUCKET, quiet
 from tests.support import extended_clients
 
 pytestmark = pytest.mark.e2e
@@ -33,9 +40,24 @@ def digest(body: bytes) -> tuple[str, int]:
 def delivered(local_stack, local_cloud):
     clients, info, run = local_stack.clients, local_stack.info, uuid.uuid4().hex[:8]
     sqs, sns, s3 = clients("sqs"), clients("sns"), clients("s3")
+    # The bucket a producer's own SNS extended client stores its bodies in, at the root.
+    own_bucket = f"{info.name}-sns-extended-{run}"
+    s3.create_bucket(Bucket=own_bucket)
+    # The helper's queue is a subscriber's, deployed as a team would, the consumer reading
+    # that bucket too; its mapping is off, so the test reads the queue with the same reader.
+    helper = Subscription(
+        name=f"large-{run}",
+        handler="orders.handler",
+        code=paths.SAMPLE_CONSUMER,
+        parameters={"ConsumerActive": "false"},
+        payload_buckets=(own_bucket,),
+    )
+    subscribe(clients, info, helper, ARTIFACT_BUCKET, log=quiet)
+    subscriber = SubscriberInfo.of(clients, info.name, helper.name)
+    consumer = clients("lambda").get_function_configuration(FunctionName=subscriber.consumer_function)
     queues = {
-        who: subscribe_queue(sqs, sns, info.topic_arn, f"{info.name}-large-{who}-{run}")
-        for who in ("official", "helper")
+        "official": subscribe_queue(sqs, sns, info.topic_arn, f"{info.name}-large-official-{run}"),
+        "helper": subscriber.queue.url,
     }
     bodies = {
         "body-300k": text_of(300_000, "inline"),
@@ -70,7 +92,7 @@ def delivered(local_stack, local_cloud):
         for name in items
     }
     published_by_sns_client = extended_clients.run(
-        local_cloud.environment(), "publish", info.topic_arn, info.payload_bucket, "300000"
+        local_cloud.environment(), "publish", info.topic_arn, own_bucket, "300000"
     )
     expected = {digest(body) for body in bodies.values()} | {
         (m["sha256"], m["length"]) for m in published_by_sns_client
@@ -85,9 +107,21 @@ def delivered(local_stack, local_cloud):
     )
     official = extended_clients.run(local_cloud.environment(), "receive", queues["official"], info.payload_bucket)
     raw = received_messages(sqs, queues["helper"], wait_seconds=2)
-    yield {"run": run, "settled": settled, "expected": expected, "official": official, "raw": raw, "info": info}
-    for url in queues.values():
-        sqs.delete_queue(QueueUrl=url)
+    yield {
+        "run": run,
+        "settled": settled,
+        "expected": expected,
+        "official": official,
+        "raw": raw,
+        "info": info,
+        "own_bucket": own_bucket,
+        "consumer_environment": consumer["Environment"]["Variables"],
+    }
+    sqs.delete_queue(QueueUrl=queues["official"])
+    unsubscribe(clients, info.name, helper.name, discard=True, log=quiet)
+    for stored in s3.list_objects_v2(Bucket=own_bucket).get("Contents", []):
+        s3.delete_object(Bucket=own_bucket, Key=stored["Key"])
+    s3.delete_bucket(Bucket=own_bucket)
     # The session's own subscriber queue got these messages too; later tests count theirs.
     local_stack.received_messages(wait_seconds=2)
 
@@ -112,11 +146,23 @@ def test_the_official_sqs_extended_client_reads_every_body_byte_exact(delivered)
 
 
 def test_disas_consumer_helper_reads_every_body_byte_exact_the_sns_extended_clients_too(delivered, local_stack):
-    reader = PayloadReader(frozenset({delivered["info"].payload_bucket}), None, local_stack.clients("s3"))
+    # The reader the deployed consumer builds: the buckets and owner its stack set.
+    environment = delivered["consumer_environment"]
+    buckets = names_in(environment["PAYLOAD_BUCKETS"])
+    assert buckets == {delivered["info"].payload_bucket, delivered["own_bucket"]}
+    reader = PayloadReader(buckets, environment["PAYLOAD_BUCKET_OWNER"], local_stack.clients("s3"))
     bodies = []
     for message in delivered["raw"]:
         bodies.append(as_consumed(reader, message).body.encode("utf-8"))
     assert {digest(body) for body in bodies} == delivered["expected"] and len(bodies) == len(delivered["expected"])
+
+
+def test_the_sns_extended_client_stored_its_body_in_its_own_bucket_not_in_disas(delivered, local_stack):
+    s3 = local_stack.clients("s3")
+    [stored] = s3.list_objects_v2(Bucket=delivered["own_bucket"])["Contents"]
+    assert "/" not in stored["Key"], "at the root of its bucket, as the client writes it"
+    in_disas = s3.list_objects_v2(Bucket=delivered["info"].payload_bucket, Delimiter="/")
+    assert not in_disas.get("Contents"), "nothing outside incoming/ and payloads/ in Disa's bucket"
 
 
 def test_a_small_message_is_published_as_it_is(delivered):

@@ -76,7 +76,15 @@ class Evaluator:
             return {k: r for k, v in node.items() if (r := self.resolve(v)) is not self.NO_VALUE}
         [(function, args)] = node.items()
         if function == "Ref":
-            return self.NO_VALUE if args == "AWS::NoValue" else self.values[args]
+            if args == "AWS::NoValue":
+                return self.NO_VALUE
+            value, parameter = self.values[args], self.template["Parameters"].get(args, {})
+            if parameter.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                return [member.strip() for member in value.split(",")]
+            return value
+        if function == "Fn::Select":
+            index, values = self.resolve(args)
+            return values[int(index)]  # out of range fails, as on AWS
         if function == "Fn::GetAtt":
             return self.values[args if isinstance(args, str) else ".".join(args)]
         if function == "Fn::Sub":

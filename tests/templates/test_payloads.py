@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 from disa_lambda.models.settings import SNS_MESSAGE_LIMIT_BYTES
@@ -25,21 +24,6 @@ MOST_SOURCE_BUCKETS = 5
 DAY = 86400
 
 
-class _Evaluator(Evaluator):
-    """With list parameters and Fn::Select, which only the roles' source-bucket list uses."""
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            [(function, args)] = node.items()
-            parameter = self.template["Parameters"].get(args) if function == "Ref" else None
-            if parameter and parameter["Type"] == "CommaDelimitedList":
-                return [member.strip() for member in self.values[args].split(",")]
-            if function == "Fn::Select":
-                index, values = self.resolve(args)
-                return values[int(index)]  # out of range fails, as on AWS
-        return super().resolve(node)
-
-
 def _passed_to_roles(source_buckets: str) -> str:
     """PayloadSourceBuckets as the root stack passes it to the roles stack."""
     passed = template("root-stack")["Resources"]["Roles"]["Properties"]["Parameters"]["PayloadSourceBuckets"]
@@ -50,8 +34,8 @@ def _props(logical_id: str) -> dict:
     return template(NAME)["Resources"][logical_id]["Properties"]
 
 
-def _roles(source_buckets: str = "") -> _Evaluator:
-    return _Evaluator(
+def _roles(source_buckets: str = "") -> Evaluator:
+    return Evaluator(
         "roles",
         {
             "NamePrefix": "disa",
@@ -242,7 +226,15 @@ def test_no_principal_may_delete_a_stored_body_and_the_policy_allows_nothing():
 @pytest.mark.parametrize(
     ("policy", "grants"),
     [
-        ("PayloadReaderPolicy", {("s3:GetObject", "${PayloadBucket.Arn}/payloads/*"), ("kms:Decrypt", "KeyArn")}),
+        (
+            "PayloadReaderPolicy",
+            {
+                ("s3:GetObject", "${PayloadBucket.Arn}/payloads/*"),
+                # Without it S3 answers a GetObject of an expired body with 403, not 404.
+                ("s3:ListBucket", "${PayloadBucket.Arn}"),
+                ("kms:Decrypt", "KeyArn"),
+            },
+        ),
         (
             "PayloadUploaderPolicy",
             {
@@ -260,7 +252,10 @@ def test_managed_policies_reach_one_prefix_each_and_use_the_key_only_through_s3(
     for statement in statements:
         assert statement["Effect"] == "Allow"
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        target = statement["Resource"].get("Fn::Sub") or statement["Resource"]["Ref"]
+        resource = statement["Resource"]
+        if "Fn::GetAtt" in resource:  # the bucket itself
+            resource = {"Fn::Sub": "${" + ".".join(resource["Fn::GetAtt"]) + "}"}
+        target = resource.get("Fn::Sub") or resource["Ref"]
         granted |= {(action, target) for action in actions}
         if target == "KeyArn":
             # Through S3, and for this bucket only (its ARN is the context with Bucket Keys).
@@ -271,6 +266,46 @@ def test_managed_policies_reach_one_prefix_each_and_use_the_key_only_through_s3(
                 }
             }
     assert granted == grants
+
+
+def _grants_of(statements: list[dict]) -> set[tuple[str, str]]:
+    return {
+        (action, resource)
+        for s in statements
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+
+
+def test_every_reader_of_stored_bodies_may_list_the_bucket_so_an_expired_body_is_404_not_403():
+    # S3 answers GetObject of a missing key with 403 AccessDenied, as for a forbidden one,
+    # unless the caller may s3:ListBucket the bucket: a consumer could not say "expired".
+    attributes = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+    reader = Evaluator(NAME, {"NamePrefix": "disa", "KeyArn": KEY}, {**attributes, "PayloadBucket.Arn": BUCKET_ARN})
+    readers = {
+        "PayloadReaderPolicy": _grants_of(reader.resolve(_props("PayloadReaderPolicy"))["PolicyDocument"]["Statement"]),
+        **{role: _s3_grants(role) for role in ("TriggerRole", "RetryRole")},
+    }
+    subscriber = Evaluator(
+        "subscriber-stack",
+        {
+            "NamePrefix": "disa",
+            "SubscriberName": "orders",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:disa-messages",
+            "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:disa-alarms",
+            "ConsumerHandler": "orders.handler",
+            "ArtifactBucket": "team-bucket",
+            "ConsumerCodeKey": "orders.zip",
+            "PayloadBucketName": BUCKET,
+            "DisaKeyArn": KEY,
+        },
+        {**attributes, "Queue.Arn": "q", "Key.Arn": "k", "ConsumerLogGroup.Arn": "l"},
+    )
+    [consumer] = subscriber.resolve(template("subscriber-stack")["Resources"]["ConsumerRole"]["Properties"]["Policies"])
+    readers["ConsumerRole"] = _grants_of(consumer["PolicyDocument"]["Statement"])
+    for name, grants in readers.items():
+        assert ("s3:GetObject", f"{BUCKET_ARN}/payloads/*") in grants, name
+        assert ("s3:ListBucket", BUCKET_ARN) in grants, name
 
 
 @pytest.mark.parametrize("role", ["TriggerRole", "RetryRole"])

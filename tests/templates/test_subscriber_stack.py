@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import jsonschema
 import pytest
 from disa_lambda.consumer import stages
 from disa_lambda.consumer.consumer import Settings
+from disa_lambda.models.settings import names_in
 
 from tests.support.templates import (
     DASHBOARD_SCHEMA,
@@ -52,6 +54,7 @@ CLI_PARAMETERS = {
     "ProcessedIdRetentionSeconds": 1296000,
     "PayloadBucketName": "",
     "DisaKeyArn": "",
+    "ExtraPayloadBuckets": ",,",  # padded to its 3 positions by `disa subscribe --payload-bucket`
     # Two regions (disa/deploy/subscribers.py, subscribe_in_both_regions); the defaults are one region.
     "PeerTopicArn": "",
     "PeerQueueArn": "",
@@ -429,13 +432,20 @@ def _payload_statements(**parameters: str) -> list[dict]:
 def test_consumer_reads_stored_bodies_only_when_given_the_disa_stacks_payload_bucket():
     assert _payload_statements() == []
     assert not _stack(**WITH_CONSUMER).condition("ReadsPayloads")
-    read, decrypt = _payload_statements(**WITH_PAYLOADS)
+    read, listing, decrypt = _payload_statements(**WITH_PAYLOADS)
     # What Disa stored (payloads/), never what producers upload (incoming/).
     assert read == {
         "Sid": "ReadDisaPayloads",
         "Effect": "Allow",
         "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::disa-payloads-payloadbucket-1a2b3c/payloads/*",
+    }
+    # Without it S3 answers a GetObject of an expired body with 403, not 404 (as for Disa's roles).
+    assert listing == {
+        "Sid": "ListDisaPayloads",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": "arn:aws:s3:::disa-payloads-payloadbucket-1a2b3c",
     }
     assert decrypt == {
         "Sid": "DecryptDisaPayloads",
@@ -451,6 +461,66 @@ def test_consumer_reads_stored_bodies_only_when_given_the_disa_stacks_payload_bu
     }
     statement = json.dumps(_props("ConsumerRole"))
     assert "arn:${AWS::Partition}:s3:::${PayloadBucketName}/payloads/*" in statement
+
+
+EXTENDED_CLIENT_BUCKET = "orders-large-bodies"
+
+
+@pytest.mark.parametrize(
+    ("extra", "buckets"),
+    [
+        (f"{EXTENDED_CLIENT_BUCKET},,", [EXTENDED_CLIENT_BUCKET]),
+        ("a.b-c,orders-raw,third", ["a.b-c", "orders-raw", "third"]),
+        (",only-second,", ["only-second"]),
+    ],
+)
+def test_consumer_reads_the_extra_payload_buckets_whole_with_their_keys_only_through_s3(extra, buckets):
+    # Given a producer's SNS extended client that stores bodies at the root of a bucket of its own
+    statements = _payload_statements(ExtraPayloadBuckets=extra)
+    read, listing, decrypt = statements
+    arns = [f"arn:aws:s3:::{b}" for b in buckets]
+    # Then the consumer reads every object there and may list it (a missing body is 404, not 403)
+    assert read == {
+        "Sid": "ReadExtraPayloads",
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": [f"{arn}/*" for arn in arns],
+    }
+    assert listing == {"Sid": "ListExtraPayloadBuckets", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arns}
+    # And decrypts with a key of this account and region only as S3 does for those buckets' objects
+    assert decrypt == {
+        "Sid": "DecryptExtraPayloads",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": "arn:aws:kms:us-east-1:123456789012:key/*",
+        "Condition": {
+            "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [v for arn in arns for v in (arn, f"{arn}/*")]},
+        },
+    }
+    # And the helper follows pointers into them, beside Disa's bucket
+    function = _stack(**WITH_CONSUMER, **WITH_PAYLOADS, ExtraPayloadBuckets=extra).resolve(_props("ConsumerFunction"))
+    variables = function["Environment"]["Variables"]
+    assert names_in(variables["PAYLOAD_BUCKETS"]) == {WITH_PAYLOADS["PayloadBucketName"], *buckets}
+    assert variables["PAYLOAD_BUCKET_OWNER"] == ATTRIBUTES["AWS::AccountId"], "the helper names this account as owner"
+    alone = _stack(**WITH_CONSUMER, ExtraPayloadBuckets=extra).resolve(_props("ConsumerFunction"))
+    assert names_in(alone["Environment"]["Variables"]["PAYLOAD_BUCKETS"]) == set(buckets)
+    # And with Disa's bucket too, both sets of grants stand side by side
+    assert len(_payload_statements(**WITH_PAYLOADS, ExtraPayloadBuckets=extra)) == 6
+
+
+def test_extra_payload_buckets_take_three_bucket_names_or_empty_positions():
+    parameter = template(NAME)["Parameters"]["ExtraPayloadBuckets"]
+    assert parameter["Type"] == "CommaDelimitedList"
+    assert len(parameter["Default"].split(",")) == 3, "every position the conditions select exists"
+    pattern = re.compile(parameter["AllowedPattern"])
+    for accepted in ("", EXTENDED_CLIENT_BUCKET, "a.b-c", "abc"):
+        assert pattern.fullmatch(accepted), accepted
+    for refused in ("Upper", "ab", "-lead", "trail-", "a_b", "x" * 64):
+        assert not pattern.fullmatch(refused), refused
+    # Each position is granted only when named: none by default.
+    assert not _stack(**WITH_CONSUMER).condition("HasExtraPayloadBuckets")
+    assert _payload_statements() == []
 
 
 def test_rule_refuses_a_payload_bucket_without_the_disa_key():

@@ -261,5 +261,22 @@ def test_a_body_too_large_for_an_item_is_a_named_object_so_the_table_writes_stay
     in_item, named = _estimate(item_bytes=300_000), _estimate(item_bytes=5_000_000)
     assert in_item.disa["ddb.claim"].write_units > 290, "a 300 KB body in the item is rewritten by every write"
     assert named.disa["ddb.claim"].write_units == 2  # the ~200 B item naming the object, and its index entry
-    assert named.disa["s3.requests"].calls == "1 COPY + 2 HEAD/GET"
+    assert named.disa["s3.requests"].calls == "1 PUT + 1 COPY + 2 HEAD/GET"
     assert named.producer_put.calls == "1 WRU"
+
+
+def test_a_named_object_in_the_payload_bucket_costs_its_upload_and_its_storage_beside_disas_copy():
+    # Given a 5 MB body the producer uploaded to incoming/, which the bucket's lifecycle rule
+    # keeps PayloadRetentionDays as it keeps Disa's copy in payloads/
+    named, in_item = _estimate(item_bytes=5_000_000), _estimate(item_bytes=300_000)
+    put, get, gb_month = 0.005 / 1000, 0.0004 / 1000, 5_000_000 / 2**30  # the file's prices, restated
+    # Then both objects are stored for the retention, and the upload's PUT is counted with the COPY
+    assert named.disa["s3.storage"].usd_per_message == pytest.approx(gb_month * 0.023)
+    assert named.disa["s3.incoming"].usd_per_message == pytest.approx(gb_month * 0.023)
+    assert named.disa["s3.requests"].usd_per_message == pytest.approx(2 * put + 2 * get)
+    # And a body in the item has no upload: Disa's PutObject is its only write
+    assert "s3.incoming" not in in_item.disa
+    assert in_item.disa["s3.requests"].usd_per_message == pytest.approx(put + get)
+    # And the report prints the second storage line
+    out = cost.report(named, load_prices())
+    assert "S3: the producer's upload (incoming/), for PayloadRetentionDays [12]" in out
