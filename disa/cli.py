@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from disa_lambda.models.status import Status
@@ -248,6 +248,14 @@ def _parser() -> argparse.ArgumentParser:
         "--consumer-timeout", type=int, metavar="SECONDS", help="consumer timeout; the queue's visibility is 6x"
     )
     subscribe.add_argument("--envelope", action="store_true", help="deliver the SNS JSON envelope, not the raw message")
+    subscribe.add_argument(
+        "--payload-bucket",
+        action="append",
+        dest="payload_buckets",
+        metavar="NAME",
+        help="another bucket of this account the consumer reads bodies from, e.g. an SNS extended client's "
+        "(repeatable, up to 3)",
+    )
     subscribe.add_argument("--bucket", help="artifact bucket (default: disa-artifacts-ACCOUNT-REGION)")
     subscribe.add_argument(
         "--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="any subscriber stack parameter"
@@ -477,6 +485,7 @@ def _subscribe(clients: Clients, args: argparse.Namespace) -> int:
         code=args.code,
         filter_policy=args.filter_policy,
         parameters=parameters,
+        payload_buckets=tuple(args.payload_buckets) if args.payload_buckets else None,
     )
     info = StackInfo.of(clients, args.stack)
     if info.two_regions:
@@ -574,11 +583,26 @@ def _abandoned(clients: Clients, args: argparse.Namespace) -> int:
         if args.key
         else [{info.key_name: entry[info.key_name]} for entry in list(abandoned.waiting(clients, info))]
     )
-    for key in keys:
-        act(clients, info, key)
+    refused = _each_or_refusals(lambda key: act(clients, info, key), keys, args.all)
     done = "requeued: the next retry run publishes" if args.action == "requeue" else "dismissed"
-    print(f"{len(keys)} item(s) {done}" if args.all else f"item {args.key} {done}")
-    return 0
+    print(f"{len(keys) - len(refused)} item(s) {done}" if args.all else f"item {args.key} {done}")
+    for refusal in refused:
+        print(f"disa: {refusal}", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def _each_or_refusals(act: Callable[[Any], None], keys: list[Any], go_on: bool) -> list[UserError]:
+    """``act`` on each key; with ``go_on`` (--all) a refused item does not stop the others,
+    and the refusals are returned to be said after the count."""
+    refused = []
+    for key in keys:
+        try:
+            act(key)
+        except UserError as refusal:
+            if not go_on:
+                raise
+            refused.append(refusal)
+    return refused
 
 
 def _fault(clients: Clients, args: argparse.Namespace) -> int:

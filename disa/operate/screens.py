@@ -47,6 +47,12 @@ GAUGE_ROWS = (
     (Gauge.FAILED_ITEMS, Status.FAILED),
     (Gauge.ABANDONED_WAITING, "ABANDONED, unattended"),
 )
+AGE_ROWS = (
+    (Gauge.OLDEST_PENDING_AGE, "oldest PENDING"),
+    (Gauge.OLDEST_FAILED_AGE, "oldest FAILED"),
+    # FIFO topics: what the groups-stalled alarm reads.
+    (Gauge.OLDEST_WAITING_AGE, "oldest WAITING"),
+)
 VALUE_CHARACTERS = 300  # an attribute value longer than this is cut in `disa show` (not in --json)
 
 
@@ -109,7 +115,7 @@ def _status_panel(frame: WatchFrame) -> Panel:
     for gauge, label in GAUGE_ROWS:
         reading = frame.gauges.get(gauge)
         table.add_row(str(label), _figure(reading.value) if reading else "-")
-    for gauge, label in ((Gauge.OLDEST_PENDING_AGE, "oldest PENDING"), (Gauge.OLDEST_FAILED_AGE, "oldest FAILED")):
+    for gauge, label in AGE_ROWS:
         reading = frame.gauges.get(gauge)
         table.add_row(label, "-" if reading is None else _duration(reading.value) if reading.value else "none")
     readings = [r for r in frame.gauges.values() if isinstance(r, Reading)]

@@ -44,6 +44,10 @@ class StackInfo:
     # schedule, which says how old its last gauge reading may be.
     metric_namespace: str = "Disa"
     retry_interval_minutes: int = 1
+    # FIFO topics: whether an ABANDONED item releases its message group or holds it (a root
+    # parameter), and how long a body stored in S3 is kept (PayloadRetentionDays).
+    fifo_abandoned_items: str = "release"
+    payload_retention_days: int = 30
 
     @classmethod
     def of(cls, clients: Clients, stack: str) -> StackInfo:
@@ -80,6 +84,8 @@ class StackInfo:
             retry_interval_minutes=int(
                 parameters.get("RetryIntervalMinutes") or _template_default("RetryIntervalMinutes")
             ),
+            fifo_abandoned_items=parameters.get("FifoAbandonedItems") or _template_default("FifoAbandonedItems"),
+            payload_retention_days=int(out.get("PayloadRetentionDays") or _template_default("PayloadRetentionDays")),
         )
 
     @property
@@ -95,6 +101,11 @@ class StackInfo:
         """The one dimension of every Disa metric: StackName, valued with the NamePrefix
         (functions.yaml METRIC_STACK_NAME), which `disa deploy` derives from the stack name."""
         return [{"Name": "StackName", "Value": self.name_prefix}]
+
+    @property
+    def account(self) -> str:
+        """The stack's account (its key's): what every S3 call names as ExpectedBucketOwner."""
+        return self.key_arn.split(":")[4]
 
     @property
     def topic_name(self) -> str:

@@ -8,13 +8,15 @@ import json
 import time
 
 import pytest
-from disa_lambda.handlers import retry
-from disa_lambda.logic import attempts, clock
+from disa_lambda.dal.groups import GroupLedger
+from disa_lambda.handlers import retry, trigger
+from disa_lambda.logic import attempts, clock, payloads
+from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.metrics import Gauge
 from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_NAME, Field, Status
 
 from tests.support.cli import disa
-from tests.support.events import load_event
+from tests.support.events import load_event, stream_event, stream_record
 from tests.support.moto_stack import NAME_PREFIX
 
 pytestmark = pytest.mark.cli
@@ -115,10 +117,129 @@ def test_an_item_acted_on_once_cannot_be_acted_on_again(moto_stack, context, cap
     assert Status.of(moto_stack.item("a1")) is Status.ABANDONED
 
 
-@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
-def test_requeue_on_a_fifo_topic_refuses_since_it_would_break_the_groups_order(moto_stack, context, capsys):
-    code, _, err = disa(capsys, "abandoned", "requeue", "a1", "--stack", NAME_PREFIX)
-    assert code == 1 and "out of its group's order" in err and "disa group release" in err
+def head_abandoned_in_its_group(stack, context) -> None:
+    """Group A: a1 (sequence 1, its turn) on its last attempt past its lease, which the retry
+    job abandons, and a2 (sequence 2) WAITING behind it."""
+    ledger = GroupLedger(stack.groups_table, stack.clients["dynamodb"])
+    accepted = clock.iso(time.time() - 900)
+    for key, sequence, status, attempt, due_in in (
+        ("a1", 1, Status.PENDING, stack.max_attempts, -10),
+        ("a2", 2, Status.WAITING, 0, 600),
+    ):
+        stack.put_in_flight(key, status, attempt, due_in=due_in, shard="2", accepted_at=accepted)
+        stack.clients["dynamodb"].update_item(
+            TableName=stack.table,
+            Key=stack.key(key),
+            UpdateExpression="SET message = :body, messageGroupId = :group, messageSequence = :sequence",
+            ExpressionAttributeValues={
+                ":body": {"S": f"body of {key}"},
+                ":group": {"S": "A"},
+                ":sequence": {"N": str(sequence)},
+            },
+        )
+        assert ledger.take_slot(GroupPosition("A", sequence), stack.key(key))
+    assert retry.lambda_handler(load_event("scheduled-event"), context)["abandoned"] == 1
+
+
+def released_by_the_stream(stack, context) -> None:
+    """What the stream mapping does with a1's final write: the trigger wakes its group."""
+    trigger.lambda_handler(stream_event(stream_record(stack.item("a1"), event_name="MODIFY")), context)
+    stack.wait_for_executions()
+
+
+@pytest.mark.parametrize("moto_stack", ["fifo-hold"], indirect=True)
+def test_requeue_of_a_head_that_holds_its_group_publishes_it_in_its_place_then_the_group_goes_on(
+    moto_stack, context, capsys
+):
+    # Given a1 ABANDONED holding group A (FifoAbandonedItems=hold), a2 waiting behind it
+    head_abandoned_in_its_group(moto_stack, context)
+    released_by_the_stream(moto_stack, context)
+    assert moto_stack.status("a2") is Status.WAITING and moto_stack.received_messages() == []
+
+    # When a person requeues it
+    code, out, err = disa(capsys, "abandoned", "requeue", "a1", "--stack", NAME_PREFIX)
+    assert (code, err) == (0, "") and "requeued" in out
+    assert moto_stack.status("a1") is Status.FAILED
+
+    # Then the retry job publishes it, and its final write lets a2 go on after it
+    retry.lambda_handler(load_event("scheduled-event"), context)
+    moto_stack.wait_for_executions()
+    assert moto_stack.status("a1") is Status.SUCCESSFUL
+    released_by_the_stream(moto_stack, context)
+    assert [m["Body"] for m in moto_stack.received_messages()] == ["body of a1", "body of a2"]
+
+
+@pytest.mark.parametrize(
+    ("moto_stack", "released_by_a_person"),
+    [("fifo", False), ("fifo-hold", True)],
+    indirect=["moto_stack"],
+)
+def test_requeue_refuses_an_item_whose_group_went_on_without_it(moto_stack, context, capsys, released_by_a_person):
+    # Given a1 ABANDONED and its group past it: released by the parameter, or by a person
+    head_abandoned_in_its_group(moto_stack, context)
+    if released_by_a_person:
+        assert disa(capsys, "group", "release", "A", "--stack", NAME_PREFIX)[0] == 0
+    released_by_the_stream(moto_stack, context)
+    assert moto_stack.status("a2") is Status.SUCCESSFUL
+    capsys.readouterr()  # the functions' log lines
+
+    code, out, err = disa(capsys, "abandoned", "requeue", "a1", "--stack", NAME_PREFIX)
+
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "out of order" in err and "new item with the group's next messageSequence" in err
+    assert "disa abandoned dismiss a1" in err
+    assert Status.of(moto_stack.item("a1")) is Status.ABANDONED and Field.ABANDONED_AT in moto_stack.item("a1")
+
+
+@pytest.mark.parametrize("moto_stack", ["fifo-hold"], indirect=True)
+def test_dismiss_of_a_head_that_holds_its_group_refuses_until_the_group_is_released(moto_stack, context, capsys):
+    head_abandoned_in_its_group(moto_stack, context)
+
+    # Dismissing it would clear the alarm and leave group A waiting forever
+    for args, said in ((["a1"], ""), (["--all"], "0 item(s) dismissed")):
+        code, out, err = disa(capsys, "abandoned", "dismiss", *args, "--stack", NAME_PREFIX)
+        assert code == 1 and out.strip() == said
+        assert err.count("\n") == 1 and "run `disa group release A` first" in err
+        assert Field.ABANDONED_AT in moto_stack.item("a1") and Field.DISMISSED_AT not in moto_stack.item("a1")
+    assert waiting_reading(context) == 1
+
+    assert disa(capsys, "group", "release", "A", "--stack", NAME_PREFIX)[0] == 0
+    code, _, err = disa(capsys, "abandoned", "dismiss", "a1", "--stack", NAME_PREFIX)
+    assert (code, err) == (0, "") and Field.DISMISSED_AT in moto_stack.item("a1")
+
+
+def abandoned_naming_its_body_in_s3(stack, context) -> tuple[str, str]:
+    """a1's body is an object a producer uploaded (messageObject); the retry job abandons
+    a1. Returns the object's key and that of the copy an attempt stores (logic/payloads.py)."""
+    abandoned_by_the_retry_job(stack, context, "a1")
+    source = {"bucket": {"S": stack.payload_bucket}, "key": {"S": "incoming/a1.json"}}
+    stack.clients["dynamodb"].update_item(
+        TableName=stack.table,
+        Key=stack.key("a1"),
+        UpdateExpression="SET messageObject = :object REMOVE message",
+        ExpressionAttributeValues={":object": {"M": source}},
+    )
+    item = stack.item("a1")
+    named = payloads.named_object(stack.key("a1"), {k: v for k, v in item.items() if k != "id"}, stack.fifo)
+    return "incoming/a1.json", named.key
+
+
+@pytest.mark.parametrize("left", ["nothing", "the producer's object", "Disa's copy"])
+def test_requeue_of_an_item_whose_s3_body_is_gone_refuses_and_says_why(moto_stack, context, capsys, left):
+    source, copy = abandoned_naming_its_body_in_s3(moto_stack, context)
+    if left != "nothing":
+        kept = source if left == "the producer's object" else copy
+        moto_stack.clients["s3"].put_object(Bucket=moto_stack.payload_bucket, Key=kept, Body=b"big body")
+
+    code, out, err = disa(capsys, "abandoned", "requeue", "a1", "--stack", NAME_PREFIX)
+
+    if left == "nothing":
+        assert code == 1 and out == "" and err.count("\n") == 1
+        assert "expire 30 days after their last write, PayloadRetentionDays" in err and copy in err
+        assert f"upload the body to s3://{moto_stack.payload_bucket}/{source} again" in err
+        assert Status.of(moto_stack.item("a1")) is Status.ABANDONED
+    else:
+        assert (code, err) == (0, "") and Status.of(moto_stack.item("a1")) is Status.FAILED
 
 
 @pytest.mark.parametrize("moto_stack", ["retention"], indirect=True)

@@ -21,6 +21,7 @@ from disa.deploy import subscribers
 from disa.deploy.packaging import tls_only_policy
 from tests.support.cli import disa
 from tests.support.moto_stack import NAME_PREFIX
+from tests.support.templates import template
 
 pytestmark = pytest.mark.cli
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +239,14 @@ def test_status_prints_aligned_tables_for_people(moto_stack, capsys):
         (["--filter-policy", "{kind"], "--filter-policy is not JSON"),
         (["--filter-policy", "[1]"], "--filter-policy must be a JSON object"),
         (["-p", "MessageRetentionSeconds=1209600"], "DeadLetterRetentionSeconds (1209600) must exceed"),
+        (["--payload-bucket", "Team_Bodies"], "--payload-bucket 'Team_Bodies' is not an S3 bucket name"),
+        (["--payload-bucket", "a..b"], "--payload-bucket 'a..b' is not an S3 bucket name"),
+        (["--payload-bucket", "10.0.0.1"], "--payload-bucket '10.0.0.1' is not an S3 bucket name"),
+        (["-p", "ExtraPayloadBuckets=ok-bucket,x"], "--payload-bucket 'x' is not an S3 bucket name"),
+        (
+            [arg for n in range(4) for arg in ("--payload-bucket", f"bodies-{n}")],
+            "--payload-bucket takes at most 3 buckets (the subscriber stack grants each by its position); 4 were",
+        ),
     ],
 )
 def test_subscribe_refuses_what_aws_or_the_consumer_would_refuse_in_one_line(moto_stack, capsys, args, expected):
@@ -245,6 +254,35 @@ def test_subscribe_refuses_what_aws_or_the_consumer_would_refuse_in_one_line(mot
     assert (code, out) == (1, "")
     assert err.startswith(f"disa: {expected}") or expected in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_subscribe_refuses_disas_own_payload_bucket_as_an_extra_one(moto_stack, capsys):
+    # Read whole, it would let the consumer read producers' uploads in incoming/ too.
+    code, out, err = disa(
+        capsys, "subscribe", "orders", "--stack", NAME_PREFIX, "--payload-bucket", moto_stack.payload_bucket
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"disa: --payload-bucket {moto_stack.payload_bucket} is the Disa stack's own payload bucket, whose payloads/ "
+        "the consumer reads already; name only buckets other producers' SNS extended clients write to\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "passed"),
+    [
+        (subscribers.Subscription("orders"), None),  # as the stack has them
+        (subscribers.Subscription("orders", payload_buckets=("team-bodies",)), "team-bodies,,"),
+        (subscribers.Subscription("orders", payload_buckets=("a-b", "c.d", "a-b")), "a-b,c.d,"),
+        (subscribers.Subscription("orders", parameters={"ExtraPayloadBuckets": "x-y, z-w"}), "x-y,z-w,"),
+        (subscribers.Subscription("orders", parameters={"ExtraPayloadBuckets": ""}), ",,"),  # none any more
+    ],
+)
+def test_extra_payload_buckets_are_passed_padded_to_every_position_the_template_grants(request_, passed):
+    assert subscribers._extra_payload_buckets(request_, "disa-payloads-1") == passed
+    if passed is not None:
+        defaults = template("subscriber-stack")["Parameters"]["ExtraPayloadBuckets"]["Default"]
+        assert len(passed.split(",")) == len(defaults.split(","))
 
 
 def test_subscriber_commands_name_a_missing_subscriber_and_how_to_list_them(moto_stack, capsys):

@@ -360,6 +360,7 @@ def test_watch_view_draws_what_a_frame_holds(moto_stack):
     minute = int(now) // 60 * 60
     put_metric(cloudwatch, Gauge.PENDING_ITEMS, 1234, at=minute)
     put_metric(cloudwatch, Gauge.OLDEST_PENDING_AGE, 3725, at=minute)
+    put_metric(cloudwatch, Gauge.OLDEST_WAITING_AGE, 1000, at=minute)
     put_metric(cloudwatch, Count.PUBLISH_FAILED, 5, at=minute)
     frame = status.watch_frame(clients, info, [], minutes=60, now=now)
     # Latencies as AWS returns them (moto keeps none)
@@ -371,6 +372,8 @@ def test_watch_view_draws_what_a_frame_holds(moto_stack):
 
     assert re.search(r"PENDING\s+1,234", screen)
     assert re.search(r"oldest PENDING\s+1 h 2 min", screen)
+    assert re.search(r"oldest WAITING\s+16 min 40 s", screen), "what the groups-stalled alarm reads"
+    assert re.search(r"oldest FAILED\s+-", screen)
     assert re.search(r"publish failed\s+5\s+0\s+0\.1", screen)
     assert re.search(r"state machine execution\s+81\s+430\s+1,211\s+5,321", screen)
     assert re.search(r"WAITING\s+-", screen), "no reading is shown as unknown"

@@ -248,3 +248,71 @@ def test_an_item_past_its_short_lease_is_not_taken_over_while_its_execution_may_
     report = pipeline.retry()
     assert report["still_publishing"] == 1 and report["started"] == 0
     assert moto_stack.item("a1") == before, "neither claimed again nor ABANDONED, so a2 cannot overtake it"
+
+
+def _claimed_and_lost_before_its_publish_right(stack, key: str) -> None:
+    """Claimed (its right granted, not taken yet) and its lease past: an execution may yet begin."""
+    token = stack.item(key)[Field.CLAIM_TOKEN]["S"]
+    stack.clients["dynamodb"].update_item(
+        TableName=stack.table,
+        Key=stack.key(key),
+        UpdateExpression="SET #status = :pending, publishRight = :token, dueShard = :shard, dueAt = :due "
+        "REMOVE messageId, publishRightAt, ambiguousSince",
+        ExpressionAttributeNames={"#status": Field.STATUS},
+        ExpressionAttributeValues={
+            ":pending": {"S": Status.PENDING},
+            ":token": {"S": token},
+            ":shard": {"S": stack.plan_claim(key).shard},
+            ":due": {"N": "1"},
+        },
+    )
+
+
+@pytest.mark.parametrize(("moto_stack", "attempts_left"), [("fifo", True), ("fifo", False)], indirect=["moto_stack"])
+def test_a_publish_right_taken_between_the_takeover_check_and_the_claim_keeps_the_item_its_executions(
+    moto_stack, pipeline, monkeypatch, attempts_left
+):
+    # Given a FIFO head past its lease whose execution has not taken its publish right
+    pipeline.insert(fifo_item("a1", "A", 1), fifo_item("a2", "A", 2))
+    pipeline.settle(feed_modifies=False)
+    _claimed_and_lost_before_its_publish_right(moto_stack, "a1")
+    if not attempts_left:  # at the attempt cap the takeover would end it ABANDONED
+        moto_stack.clients["dynamodb"].update_item(
+            TableName=moto_stack.table,
+            Key=moto_stack.key("a1"),
+            UpdateExpression="SET attempt = :cap",
+            ExpressionAttributeValues={":cap": {"N": str(moto_stack.max_attempts)}},
+        )
+    store = retry.dependencies().store
+    read = store.read
+
+    def read_then_the_execution_takes_its_right(key):
+        item = read(key)
+        if key == moto_stack.key("a1"):
+            # When the execution takes its right right after the retry job read the item
+            moto_stack.clients["dynamodb"].update_item(
+                TableName=moto_stack.table,
+                Key=key,
+                UpdateExpression="SET publishRightAt = :now, ambiguousSince = :now REMOVE publishRight",
+                ExpressionAttributeValues={":now": {"S": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}},
+            )
+        return item
+
+    monkeypatch.setattr(store, "read", read_then_the_execution_takes_its_right)
+    executions = len(
+        moto_stack.clients["stepfunctions"].list_executions(stateMachineArn=moto_stack.state_machine_arn)["executions"]
+    )
+    report = pipeline.retry()
+
+    # Then the takeover loses the race: neither restarted nor ABANDONED, so a2 cannot overtake it
+    assert (report["lost_races"], report["started"], report["abandoned"]) == (1, 0, 0)
+    item = moto_stack.item("a1")
+    assert Status.of(item) is Status.PENDING and Field.PUBLISH_RIGHT_AT in item
+    assert (
+        len(
+            moto_stack.clients["stepfunctions"].list_executions(stateMachineArn=moto_stack.state_machine_arn)[
+                "executions"
+            ]
+        )
+        == executions
+    )

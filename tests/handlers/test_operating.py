@@ -75,9 +75,30 @@ def test_each_run_reports_its_heartbeat_and_readings_of_the_backlog(moto_stack, 
     assert latest(moto_stack, Gauge.OLDEST_FAILED_AGE) == readings[Gauge.OLDEST_FAILED_AGE]
 
 
+@pytest.mark.parametrize("moto_stack", ["fifo"], indirect=True)
+def test_a_group_stalled_on_a_missing_sequence_shows_as_the_age_of_its_oldest_waiting_item(moto_stack, context):
+    # Given an item waiting 20 minutes for a sequence no one inserted (checked again ever less
+    # often, so due late), among more young WAITING items than the reading samples
+    now = time.time()
+    in_flight(moto_stack, "stalled", Status.WAITING, attempt=0, accepted=now - 1200, due_in=900)
+    for i in range(25):
+        in_flight(moto_stack, f"young-{i}", Status.WAITING, attempt=0, accepted=now - 5, due_in=55, shard=str(i % 8))
+
+    # When the retry job reads the backlog
+    report = retry.lambda_handler(load_event("scheduled-event"), context)
+
+    # Then the oldest WAITING age is the stalled item's, what the groups-stalled alarm reads
+    readings = report["readings"]
+    assert readings[Gauge.WAITING_ITEMS] == 26
+    assert 1200 <= readings[Gauge.OLDEST_WAITING_AGE] < 1260
+    assert latest(moto_stack, Gauge.OLDEST_WAITING_AGE) == readings[Gauge.OLDEST_WAITING_AGE]
+    assert moto_stack.alarms_by_logical_id["StalledGroupsAlarm"] == "disa-test-groups-stalled"
+
+
 def test_an_empty_backlog_reads_zero_so_the_abandoned_alarm_returns_to_ok_on_evidence(moto_stack, context):
     report = retry.lambda_handler(load_event("scheduled-event"), context)
     assert set(report["readings"].values()) == {0}
+    assert "StalledGroupsAlarm" not in moto_stack.alarms_by_logical_id, "a standard topic has no message groups"
     assert latest(moto_stack, Gauge.ABANDONED_WAITING) == 0
 
 

@@ -131,7 +131,7 @@ class RecordingStore:
         return True
 
     def finish_unclaimable(
-        self, key, observed_status, observed_token, status, reason, now_iso, expires_at=None
+        self, key, observed_status, observed_token, status, reason, now_iso, expires_at=None, right=None
     ) -> bool:
         self.rejected[json.dumps(key)] = reason
         return True

@@ -168,10 +168,19 @@ class MotoStack:
             "RetryIntervalMinutes": "1",
             "RetryJobScheduled": "true",
             "StateMachineArn": self.state_machine_arn,
+            "TopicIsFifo": "true" if self.fifo else "false",
+            "StalledGroupSeconds": "900",
         }
         mappings = template("alarms")["Mappings"]
+        # The alarms template's conditions are each one Fn::Equals of a parameter.
+        conditions = {
+            name: resolve(condition["Fn::Equals"][0], params) == condition["Fn::Equals"][1]
+            for name, condition in template("alarms")["Conditions"].items()
+        }
         names = {}
         for logical_id, alarm in resources("alarms", "AWS::CloudWatch::Alarm").items():
+            if "Condition" in alarm and not conditions[alarm["Condition"]]:
+                continue  # as CloudFormation leaves out a resource whose condition is false
             props = dict(alarm["Properties"])
             if isinstance(props.get("Period"), dict) and "Fn::FindInMap" in props["Period"]:
                 mapping, key, field_name = props["Period"]["Fn::FindInMap"]
@@ -217,7 +226,8 @@ class MotoStack:
             "FinishedItemRetentionDays": str(self.finished_item_retention_days),
         }
         assert set(outputs) == set(template("root-stack")["Outputs"]), "describe every root stack output"
-        outputs_stack(self.clients["cloudformation"], NAME_PREFIX, outputs, {"NamePrefix": NAME_PREFIX})
+        parameters = {"NamePrefix": NAME_PREFIX, "FifoAbandonedItems": self.fifo_abandoned_items}
+        outputs_stack(self.clients["cloudformation"], NAME_PREFIX, outputs, parameters)
 
     # -- the environment the functions get --------------------------------------------------
     def environment(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ MISSING_DATA = {
     "ExecutionTimeoutsAlarm": "notBreaching",
     "StartThrottlesAlarm": "notBreaching",
     "DeferredStartsAlarm": "notBreaching",
+    "StalledGroupsAlarm": "ignore",
 }
 
 
@@ -50,7 +51,7 @@ def test_every_alarm_description_says_what_to_do():
 
 def test_every_alarm_on_disa_metrics_reads_a_metric_of_the_contract_with_its_one_dimension():
     ours = [p for p in map(props, ALARMS) if p.get("Namespace") == {"Ref": "MetricNamespace"}]
-    assert len(ours) == 5
+    assert len(ours) == 6
     for alarm in ours:
         assert alarm["MetricName"] in set(metrics.ALL), alarm["MetricName"]
         assert alarm["Dimensions"] == [{"Name": metrics.DIMENSION, "Value": {"Ref": "NamePrefix"}}]
@@ -63,6 +64,29 @@ def test_the_abandoned_alarm_reads_the_waiting_gauge_so_it_stays_in_alarm_until_
     assert (alarm["MetricName"], alarm["Statistic"]) == (metrics.Gauge.ABANDONED_WAITING, "Maximum")
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert "disa abandoned" in alarm["AlarmDescription"]["Fn::Sub"]
+
+
+def test_a_group_waiting_on_a_sequence_that_never_comes_raises_the_stalled_alarm_on_fifo_topics_only():
+    alarm = props("StalledGroupsAlarm")
+    assert (alarm["MetricName"], alarm["Statistic"]) == (metrics.Gauge.OLDEST_WAITING_AGE, "Maximum")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        {"Ref": "StalledGroupSeconds"},
+        "GreaterThanThreshold",
+    )
+    # Read every retry run; a sample, so it returns to OK only after three readings below.
+    assert alarm["Period"] == props("AbandonedItemsAlarm")["Period"]
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 1)
+    assert "disa group" in alarm["AlarmDescription"]["Fn::Sub"]
+    alarms = template("alarms")
+    assert ALARMS["StalledGroupsAlarm"]["Condition"] == "TopicIsFifo"
+    assert alarms["Conditions"]["TopicIsFifo"] == {"Fn::Equals": [{"Ref": "TopicIsFifo"}, "true"]}
+    root = template("root-stack")
+    passed = root["Resources"]["Alarms"]["Properties"]["Parameters"]
+    assert passed["TopicIsFifo"] == {"Fn::GetAtt": ["Topics", "Outputs.MessageTopicIsFifo"]}
+    assert passed["StalledGroupSeconds"] == {"Ref": "StalledGroupSeconds"}
+    assert root["Parameters"]["StalledGroupSeconds"]["Default"] == 900
+    interface = root["Metadata"]["AWS::CloudFormation::Interface"]
+    assert any("StalledGroupSeconds" in group["Parameters"] for group in interface["ParameterGroups"])
 
 
 def test_publish_failures_alarm_over_m_of_n_periods_three_of_five_by_default():

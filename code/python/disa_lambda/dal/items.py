@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from botocore.exceptions import ClientError
 
 from disa_lambda.dal import clients
-from disa_lambda.models.claim import Claim
+from disa_lambda.models.claim import Claim, RightAsRead
 from disa_lambda.models.exceptions import ItemUnwritable, StoreUnavailable
 from disa_lambda.models.status import Field, Status
 
@@ -22,6 +22,7 @@ _NAMES = {
     "#updated": Field.UPDATED_AT,
     "#swept": Field.SWEPT_AT,
     "#right": Field.PUBLISH_RIGHT,
+    "#rightAt": Field.PUBLISH_RIGHT_AT,
     "#abandoned": Field.ABANDONED_AT,
     "#expires": Field.EXPIRES_AT,
 }
@@ -48,6 +49,18 @@ def _claim_values(claim: Claim, now_iso: str, status: Status = Status.PENDING) -
         ":due": {"N": str(claim.lease_until)},
         ":now": {"S": now_iso},
     }
+
+
+def _on_right(
+    condition: str, names: tuple[str, ...], values: dict[str, Any], right: RightAsRead | None
+) -> tuple[str, tuple[str, ...]]:
+    """``condition`` and ``names``, also requiring publishRightAt as read (adds its value)."""
+    if right is None:
+        return condition, names
+    if right.taken_at is None:
+        return f"{condition} AND attribute_not_exists(#rightAt)", (*names, "#rightAt")
+    values[":rightAt"] = {"S": right.taken_at}
+    return f"{condition} AND #rightAt = :rightAt", (*names, "#rightAt")
 
 
 class ItemStore:
@@ -194,18 +207,25 @@ class ItemStore:
         )
 
     def claim_due(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
+        self,
+        key: Mapping[str, Any],
+        observed_status: str,
+        observed_token: str,
+        claim: Claim,
+        now_iso: str,
+        right: RightAsRead | None = None,
     ) -> dict[str, Any] | None:
         """Take a due item for a new attempt. Returns the whole item as it is now, or None
-        if another run (or a late execution) changed it after it was read."""
-        observed = {":observed": {"S": observed_status}, ":observedToken": {"S": observed_token}}
-        return self._update(
-            key,
-            _CLAIM,
-            "#status = :observed AND #token = :observedToken",
-            {**_claim_values(claim, now_iso), **observed},
-            names=_CLAIM_NAMES,
-        )
+        if another run (or a late execution) changed it after it was read. ``right``: also
+        only while no execution has taken its publish right since it was read (each take
+        writes a new publishRightAt)."""
+        values = {
+            **_claim_values(claim, now_iso),
+            ":observed": {"S": observed_status},
+            ":observedToken": {"S": observed_token},
+        }
+        condition, names = _on_right("#status = :observed AND #token = :observedToken", _CLAIM_NAMES, values, right)
+        return self._update(key, _CLAIM, condition, values, names=names)
 
     def finish_unclaimable(
         self,
@@ -216,11 +236,12 @@ class ItemStore:
         reason: str,
         now_iso: str,
         expires_at: int | None = None,
+        right: RightAsRead | None = None,
     ) -> bool:
         """Move a due item to a final status (ABANDONED or REJECTED) and out of the due index.
         An ABANDONED item keeps its shard and enters the attention index (abandonedAt) until
         a person requeues or dismisses it, and never expires before; a REJECTED one carries
-        ``expires_at`` (TTL) when given."""
+        ``expires_at`` (TTL) when given. ``right``: as claim_due."""
         values = {
             ":final": {"S": status.value},
             ":reason": {"S": reason},
@@ -238,16 +259,8 @@ class ItemStore:
                 update = update.replace(" REMOVE", ", #expires = :expires REMOVE")
                 names = (*names, "#expires")
                 values[":expires"] = {"N": str(expires_at)}
-        return (
-            self._update(
-                key,
-                update,
-                "#status = :observed AND #token = :observedToken",
-                values,
-                names=names,
-            )
-            is not None
-        )
+        condition, names = _on_right("#status = :observed AND #token = :observedToken", names, values, right)
+        return self._update(key, update, condition, values, names=names) is not None
 
     def _update(
         self,

@@ -35,7 +35,7 @@ from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
 _rng = random.SystemRandom()
-# The readings take at most 16 Query pages and 2 BatchGetItem calls (logic/gauges.py); with
+# The readings take at most 16 Query pages and 3 BatchGetItem calls (logic/gauges.py); with
 # the SDK's timeouts and retries (dal/clients.py) that fits in this much of the run.
 READINGS_RESERVE_MS = 60_000
 TAKEOVER = "takeover"  # {"takeover": {"segment": i, "segments": n, "startKey": key or null}}

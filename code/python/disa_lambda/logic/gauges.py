@@ -1,6 +1,7 @@
 """The retry job's readings at the end of each run (models/metrics.py Gauge): items in flight
-per status, the age of the oldest PENDING and FAILED item, and the ABANDONED items that wait
-for a person, which the abandoned alarm stays in ALARM on until none is left."""
+per status, the age of the oldest PENDING, FAILED and WAITING item (the last is what the
+groups-stalled alarm reads), and the ABANDONED items that wait for a person, which the
+abandoned alarm stays in ALARM on until none is left."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from disa_lambda.models.status import Field, Status
 # reads at most 8 x 2 x PAGES_PER_SHARD MB.
 PAGES_PER_SHARD = 2
 # The oldest item is looked for among this many per status: those with the most attempts and,
-# among equals, the earliest due time (the due index holds no acceptedAt).
+# among equals, the earliest due time (WAITING: the latest); the due index holds no acceptedAt.
 AGE_CANDIDATES = 20
 
 
@@ -40,14 +41,29 @@ def read(backlog: BacklogReader, key_name: str, now: float) -> tuple[dict[str, f
         Gauge.ABANDONED_WAITING: waiting.count,
         Gauge.OLDEST_PENDING_AGE: _oldest_age(backlog, key_name, by_status.get(Status.PENDING, []), now),
         Gauge.OLDEST_FAILED_AGE: _oldest_age(backlog, key_name, by_status.get(Status.FAILED, []), now),
+        Gauge.OLDEST_WAITING_AGE: _oldest_age(
+            backlog, key_name, by_status.get(Status.WAITING, []), now, latest_due_first=True
+        ),
     }
     return readings, in_flight.complete and waiting.complete
 
 
-def _oldest_age(backlog: BacklogReader, key_name: str, entries: list[dict[str, Any]], now: float) -> float:
+def _oldest_age(
+    backlog: BacklogReader, key_name: str, entries: list[dict[str, Any]], now: float, latest_due_first: bool = False
+) -> float:
+    """``latest_due_first``: WAITING items, all at attempt 0, are checked again the less often
+    the longer they have waited (logic/ordering.py), so those due last have mostly waited
+    longest. An old one is missed while more than AGE_CANDIDATES items are due after it, as in
+    the last RetryBaseDelaySeconds before each of its checks when many younger ones wait: the
+    groups-stalled alarm looks at 3 periods, so such a gap does not return it to OK."""
     if not entries:
         return 0.0
-    candidates = sorted(entries, key=lambda e: (-int(e[Field.ATTEMPT]["N"]), int(e[Field.DUE_AT]["N"])))
+
+    def order(entry: dict[str, Any]) -> tuple[int, int]:
+        due = int(entry[Field.DUE_AT]["N"])
+        return (-int(entry[Field.ATTEMPT]["N"]), -due if latest_due_first else due)
+
+    candidates = sorted(entries, key=order)
     keys = [{key_name: entry[key_name]} for entry in candidates[:AGE_CANDIDATES]]
     accepted = backlog.accepted_at(keys)
     if not accepted:

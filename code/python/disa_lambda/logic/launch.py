@@ -27,7 +27,7 @@ from disa_lambda.logic.ports import (
     Starter,
 )
 from disa_lambda.logic.validation import find_problem, pipeline_owned_fields
-from disa_lambda.models.claim import Claim
+from disa_lambda.models.claim import Claim, RightAsRead
 from disa_lambda.models.exceptions import ItemUnpublishable, PayloadUnavailable, WorkflowStartFailed
 from disa_lambda.models.settings import PublishingSettings
 from disa_lambda.models.status import Field, Status
@@ -134,13 +134,15 @@ def relaunch(
     now: float,
     rng: random.Random,
     time_left_ms: Callable[[], int],
+    right: RightAsRead | None = None,
 ) -> Launched:
     """Claim an item the retry job found due (FAILED, PENDING past its lease) or a WAITING
     item whose turn came, for its next attempt, and launch it. The claim is conditional on
-    the status and token observed, so of two callers only one launches."""
+    the status and token observed, so of two callers only one launches, and with ``right``
+    on the publish right as the caller read it (a FIFO takeover)."""
     now_iso = clock.iso(now)
     claim = attempts.plan_claim(key, observed_attempt + 1, now, settings, rng)
-    item = store.claim_due(key, observed_status, observed_token, claim, now_iso)
+    item = store.claim_due(key, observed_status, observed_token, claim, now_iso, right)
     if item is None:
         return Launched.LOST_RACE
 

@@ -34,6 +34,7 @@ from disa_lambda.models import message, pointer
 from disa_lambda.models.exceptions import ItemUnpublishable, PayloadObjectForbidden, PayloadObjectMissing
 from disa_lambda.models.pointer import ObjectRef
 from disa_lambda.models.settings import SNS_MESSAGE_LIMIT_BYTES, PublishingSettings
+from disa_lambda.models.status import Field
 
 STORED_PREFIX = "payloads/"
 UPLOAD_PREFIX = "incoming/"
@@ -63,14 +64,14 @@ def plan(
     insert_id = publish["MessageAttributes"][message.INSERT_ID]["StringValue"]
     reference = item.get("messageObject")
     if reference is not None:
-        source = ObjectRef(reference["M"]["bucket"]["S"], reference["M"]["key"]["S"])
+        staging = _object_staging(insert_id, reference)
+        assert staging.source is not None
         readable = {settings.PAYLOAD_BUCKET, *settings.PAYLOAD_SOURCE_BUCKETS}
-        if source.bucket not in readable:
+        if staging.source.bucket not in readable:
             raise ItemUnpublishable(
-                f"messageObject: Disa may not read bucket {source.bucket}; upload the body to "
+                f"messageObject: Disa may not read bucket {staging.source.bucket}; upload the body to "
                 f"s3://{settings.PAYLOAD_BUCKET}/{UPLOAD_PREFIX} or add the bucket to the stack's PayloadSourceBuckets"
             )
-        staging = Staging(_stored_key(insert_id, str(source).encode("utf-8")), source=source)
     else:
         if pointer.parse(publish["Message"]) is not None:
             # Published as it is, it would reach consumers as a pointer to another body.
@@ -86,6 +87,22 @@ def plan(
     _check_room_for_marker(publish)
     _check_pointer_fits(key, publish, staging, settings)
     return staging
+
+
+def named_object(key: Mapping[str, Any], item: Mapping[str, Any], topic_is_fifo: bool) -> Staging | None:
+    """For an item (its attributes besides the key, with acceptedAt) that names its body's S3
+    object (``messageObject``): that object, and the key of the copy an attempt stores, the
+    one ``plan`` gives. None for any other item; ItemUnpublishable as publish_parameters."""
+    reference = item.get("messageObject")
+    if reference is None:
+        return None
+    publish = attempts.publish_parameters(key, item, topic_is_fifo, item[Field.ACCEPTED_AT]["S"])
+    return _object_staging(publish["MessageAttributes"][message.INSERT_ID]["StringValue"], reference)
+
+
+def _object_staging(insert_id: str, reference: Mapping[str, Any]) -> Staging:
+    source = ObjectRef(reference["M"]["bucket"]["S"], reference["M"]["key"]["S"])
+    return Staging(_stored_key(insert_id, str(source).encode("utf-8")), source=source)
 
 
 def must_offload(key: Mapping[str, Any], publish: Mapping[str, Any], settings: PublishingSettings) -> bool:

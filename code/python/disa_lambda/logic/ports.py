@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Protocol
 
-from disa_lambda.models.claim import Claim
+from disa_lambda.models.claim import Claim, RightAsRead
 from disa_lambda.models.group import GroupPosition
 from disa_lambda.models.pointer import ObjectRef
 from disa_lambda.models.status import Status
@@ -68,6 +68,7 @@ class FinishingStore(DeferringStore, Protocol):
         reason: str,
         now_iso: str,
         expires_at: int | None = None,
+        right: RightAsRead | None = None,
     ) -> bool: ...
 
 
@@ -90,7 +91,13 @@ class SweepStore(IntakeStore, Protocol):
 class DueStore(FinishingStore, Protocol):
     def read(self, key: Mapping[str, Any]) -> dict[str, Any] | None: ...
     def claim_due(
-        self, key: Mapping[str, Any], observed_status: str, observed_token: str, claim: Claim, now_iso: str
+        self,
+        key: Mapping[str, Any],
+        observed_status: str,
+        observed_token: str,
+        claim: Claim,
+        now_iso: str,
+        right: RightAsRead | None = None,
     ) -> dict[str, Any] | None: ...
 
 

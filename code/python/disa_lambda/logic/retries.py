@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from disa_lambda.logic import clock, dedup, fanout, launch
 from disa_lambda.logic.ordering import Sequencer
 from disa_lambda.logic.ports import TIME_RESERVE_MS, DueIndexReader, DueStore, PayloadStore, ShardLeases, Starter
+from disa_lambda.models.claim import RightAsRead
 from disa_lambda.models.metrics import Count
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.models.status import DUE_INDEX_SHARDS, Field, Status
@@ -195,12 +196,16 @@ def _retry_one(
         promoted = sequencer.recheck(key, token, now)
         return RetryOutcome.STILL_WAITING if promoted is None else _OUTCOME_OF[promoted]
     current = None
+    right = None
     if settings.TOPIC_IS_FIFO and status == Status.PENDING.value:
         # Its lease is short (logic/dedup.py): take it over only once its execution, if it
-        # took its publish right, can publish no more.
+        # took its publish right, can publish no more. An execution that really started may
+        # take its right after this read: the claim is conditional on the right as read.
         current = store.read(key)
         if current is not None and not dedup.may_take_over(current, now):
             return RetryOutcome.STILL_PUBLISHING
+        if current is not None:
+            right = RightAsRead(current.get(Field.PUBLISH_RIGHT_AT, {}).get("S"))
     if attempt >= settings.MAX_ATTEMPTS:
         reason = (
             f"gave up after {attempt} attempts: the last one recorded no outcome within its lease"
@@ -209,11 +214,11 @@ def _retry_one(
         )
         if settings.TOPIC_IS_FIFO:
             reason += dedup.doubt_note(current or store.read(key) or {})
-        if store.finish_unclaimable(key, status, token, Status.ABANDONED, reason, now_iso):
+        if store.finish_unclaimable(key, status, token, Status.ABANDONED, reason, now_iso, right=right):
             return RetryOutcome.ABANDONED
         return RetryOutcome.LOST_RACE
     launched = launch.relaunch(
-        key, status, token, attempt, settings, store, workflow, payload_store, now, rng, time_left_ms
+        key, status, token, attempt, settings, store, workflow, payload_store, now, rng, time_left_ms, right
     )
     return _OUTCOME_OF[launched]
 

@@ -18,3 +18,12 @@ class Claim:
     shard: str
     retry_at: int
     abandon_on_failure: bool
+
+
+@dataclass(frozen=True)
+class RightAsRead:
+    """FIFO takeover: the item's ``publishRightAt`` as the retry job read it when it decided
+    that no execution can publish any more (None: no execution had taken its right). A claim
+    made on it fails if an execution takes its right in between (logic/retries.py)."""
+
+    taken_at: str | None

@@ -44,6 +44,9 @@ class Gauge(StrEnum):
     WAITING_ITEMS = "WaitingItems"
     OLDEST_PENDING_AGE = "OldestPendingAgeSeconds"
     OLDEST_FAILED_AGE = "OldestFailedAgeSeconds"
+    # FIFO topics: a group that waits for a sequence number no one inserted waits forever;
+    # its WAITING items grow old (the groups-stalled alarm).
+    OLDEST_WAITING_AGE = "OldestWaitingAgeSeconds"
 
 
 ALL = (*Count, *Gauge)
