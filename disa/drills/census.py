@@ -18,6 +18,14 @@ A SUCCESSFUL item that SNS accepted but the subscriber never received was lost a
 part ended: on the local cloud, an engine restart can cut SNS's fan-out to SQS short
 (docs/engine-differences.md). The census counts those apart, so they are reported, not hidden;
 a large message among them is not required byte-exact, as it was never received.
+
+Likewise on FIFO topics, a second copy sent within the 5-minute deduplication window of the
+first, across a moment at which the local engine lost its deduplication memory (the drill's
+SNS outage deletes and re-creates the topic, and the FIFO queue forgets an id once its
+message is deleted), is one AWS drops: SNS keeps a deduplication id 5 minutes whatever
+happens to the queue. Disa republishes a message in doubt only inside that window, so such a
+copy is counted apart; a copy sent later than the window, or with no such moment between,
+breaks the guarantee.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from disa_lambda.models.status import NO_STATUS, Field, Status
 
 # Final statuses first, then those that still have an attempt ahead.
 REPORTED_ORDER = (Status.SUCCESSFUL, Status.REJECTED, Status.ABANDONED, Status.FAILED, Status.PENDING)
+# SNS's (and SQS FIFO queues') deduplication interval.
+DEDUPLICATION_WINDOW_SECONDS = 300
 # FIFO topics add the items whose turn in their message group has not come.
 FIFO_REPORTED_ORDER = (*REPORTED_ORDER, Status.WAITING)
 
@@ -57,6 +67,8 @@ class Census:
     out_of_order: list[str] = field(default_factory=list)
     # FIFO: each copy received beyond a key's first, by key.
     subscriber_duplicates: list[str] = field(default_factory=list)
+    # FIFO: copies beyond the first that AWS would have dropped (module docstring), by key.
+    dropped_on_aws: list[str] = field(default_factory=list)
 
     @property
     def unsettled(self) -> int:
@@ -80,6 +92,10 @@ class Census:
         fifo = [
             ("out of order within a group (received after a higher messageSequence)", str(len(self.out_of_order))),
             ("duplicates at the subscriber (copies beyond the first)", str(len(self.subscriber_duplicates))),
+            (
+                "copies AWS would have dropped (in SNS's 5 minutes, the engine's memory of the id lost)",
+                str(len(self.dropped_on_aws)),
+            ),
         ]
         return [
             ("inserted", str(self.inserted)),
@@ -107,6 +123,8 @@ def take_census(
     unreadable: int = 0,
     positions: Mapping[str, GroupPosition] | None = None,
     received_order: Sequence[str] = (),
+    copies_sent_at: Mapping[str, Sequence[float]] | None = None,
+    dedup_forgotten_at: Sequence[float] = (),
 ) -> Census:
     """``items``: each inserted key's item as stored now (missing if deleted or unread);
     ``deliveries``: how many times the subscriber received each key's message;
@@ -114,7 +132,9 @@ def take_census(
     the SHA-256 of each copy of it the subscriber received, its body read from S3;
     ``unreadable``: pointers received whose body could not be read.
     FIFO topics: ``positions``, each key's message group and messageSequence as sent;
-    ``received_order``: the key of each message the FIFO queue returned, in receive order."""
+    ``received_order``: the key of each message the FIFO queue returned, in receive order;
+    ``copies_sent_at``: when each copy of a key was sent to the queue (epoch seconds);
+    ``dedup_forgotten_at``: when the engine lost its deduplication memory."""
     census = Census(
         inserted=len(inserted),
         deliveries=sum(deliveries.values()),
@@ -139,9 +159,47 @@ def take_census(
             census.rejected_but_delivered.append(key)
     _count_large(census, sent_digests or {}, received_digests or {})
     if positions is not None:
-        census.out_of_order = out_of_order(received_order, positions)
-        census.subscriber_duplicates = [key for key in inserted for _ in range(deliveries.get(key, 0) - 1)]
+        census.subscriber_duplicates, census.dropped_on_aws = duplicates(
+            inserted, deliveries, copies_sent_at or {}, dedup_forgotten_at
+        )
+        census.out_of_order = out_of_order(_without_last(received_order, census.dropped_on_aws), positions)
     return census
+
+
+def duplicates(
+    inserted: Sequence[str],
+    deliveries: Mapping[str, int],
+    copies_sent_at: Mapping[str, Sequence[float]],
+    forgotten_at: Sequence[float],
+) -> tuple[list[str], list[str]]:
+    """Each copy beyond a key's first, by key: those that break the guarantee, and those AWS
+    would have dropped (sent within the window of the first copy, with a loss of the engine's
+    deduplication memory between the two)."""
+    broken, dropped = [], []
+    for key in inserted:
+        extra = deliveries.get(key, 0) - 1
+        times = sorted(copies_sent_at.get(key, ()))
+        if extra <= 0:
+            continue
+        if len(times) != extra + 1:  # copies without a send time: nothing shows AWS would drop them
+            broken.extend([key] * extra)
+            continue
+        first = times[0]
+        for later in times[1:]:
+            forgot = any(first < at < later for at in forgotten_at)
+            (dropped if forgot and later - first < DEDUPLICATION_WINDOW_SECONDS else broken).append(key)
+    return broken, dropped
+
+
+def _without_last(received_order: Sequence[str], dropped: Sequence[str]) -> list[str]:
+    """The receive order without the copies AWS would have dropped: for each, the latest
+    copy of its key (the one sent later)."""
+    kept, drop = list(received_order), Counter(dropped)
+    for index in range(len(kept) - 1, -1, -1):
+        if drop[kept[index]]:
+            drop[kept[index]] -= 1
+            del kept[index]
+    return kept
 
 
 def out_of_order(received_order: Sequence[str], positions: Mapping[str, GroupPosition]) -> list[str]:

@@ -134,6 +134,10 @@ class Chaos:
         self.numbered: Counter[str] = Counter()  # sequence numbers given out, per group
         # FIFO: each message the queue returned, in receive order: its key and MessageGroupId.
         self.received: list[tuple[str, str | None]] = []
+        self.sent_at: defaultdict[str, list[float]] = defaultdict(list)  # key -> when each copy was sent
+        # FIFO: when the engine lost its deduplication memory (census.py): the SNS outage
+        # re-created the topic, or the engine restarted.
+        self.dedup_forgotten_at: list[float] = []
         self.found: dict[str, dict[str, Any]] = {}  # the run's items as the last census read them
 
     @property
@@ -220,6 +224,7 @@ class Chaos:
             self.insert(keys)
             time.sleep(self.rng.uniform(1, 6))
             self.outage.off()
+            self.dedup_forgotten_at.append(time.time())
         elif fault == "trigger-crash":
             stop = threading.Event()
             killer = threading.Thread(target=self._kill_trigger_workers, args=(stop,))
@@ -244,6 +249,7 @@ class Chaos:
             half = len(keys) // 2
             self.insert(keys[:half])
             self.cloud.down()
+            self.dedup_forgotten_at.append(time.time())
             self.cloud.up()
             self.insert(keys[half:])
         else:
@@ -297,6 +303,8 @@ class Chaos:
             self.unreadable,
             self.positions if self.fifo else None,
             [key for key, _ in self.received],
+            self.sent_at,
+            self.dedup_forgotten_at,
         )
 
     def details(self, census: Census, most: int = 5) -> tuple[str, ...]:
@@ -310,6 +318,7 @@ class Chaos:
         for label, keys in (
             ("out of order", census.out_of_order),
             ("duplicate", census.subscriber_duplicates),
+            ("a copy AWS would have dropped", census.dropped_on_aws),
             ("abandoned", abandoned),
         ):
             for key in list(dict.fromkeys(keys))[:most]:
@@ -344,7 +353,10 @@ class Chaos:
             if len(parts) >= 3 and parts[0] == "chaos" and parts[1] == self.run_id:
                 key = parts[2]
                 deliveries[key] += 1
-                self.received.append((key, received.get("Attributes", {}).get("MessageGroupId")))
+                attributes = received.get("Attributes", {})
+                self.received.append((key, attributes.get("MessageGroupId")))
+                if "SentTimestamp" in attributes:
+                    self.sent_at[key].append(int(attributes["SentTimestamp"]) / 1000)
                 if key in self.sent_digests:
                     self.received_digests[key].append(hashlib.sha256(body.encode("utf-8")).hexdigest())
 

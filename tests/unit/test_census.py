@@ -153,3 +153,46 @@ def test_waiting_items_are_not_settled_and_a_standard_census_has_no_fifo_lines()
     labels = [label for label, _ in standard.rows()]
     assert not any("within a group" in label or "at the subscriber" in label for label in labels)
     assert Status.WAITING not in labels
+
+
+def fifo_census_with_times(received: list[tuple[str, float]], forgotten_at: list[float]):
+    """``received``: each copy's key and the time it was sent to the queue, in receive order."""
+    positions = {f"a{n}": GroupPosition("a", n) for n in (1, 2, 3)}
+    items = {key: item(Status.SUCCESSFUL, 2, message_id="m") for key in positions}
+    order = [key for key, _ in received]
+    sent_at: dict[str, list[float]] = {}
+    for key, at in received:
+        sent_at.setdefault(key, []).append(at)
+    return take_census(
+        items,
+        list(items),
+        Counter(order),
+        NOW,
+        positions=positions,
+        received_order=order,
+        copies_sent_at=sent_at,
+        dedup_forgotten_at=forgotten_at,
+    )
+
+
+def test_a_copy_aws_would_have_dropped_is_counted_apart_and_not_judged_for_order():
+    # a2 again 100 s after its first copy, the engine's memory of its id lost in between
+    # (the SNS outage re-created the topic): SNS on AWS drops it, as it does within 5 minutes.
+    census = fifo_census_with_times([("a1", 0), ("a2", 10), ("a3", 20), ("a2", 110)], forgotten_at=[50])
+
+    assert census.dropped_on_aws == ["a2"] and census.subscriber_duplicates == []
+    assert census.out_of_order == [] and census.holds()
+    assert (
+        dict(census.rows())["copies AWS would have dropped (in SNS's 5 minutes, the engine's memory of the id lost)"]
+        == "1"
+    )
+
+
+def test_a_copy_past_the_window_or_with_the_engines_memory_intact_breaks_the_guarantee():
+    past_the_window = fifo_census_with_times([("a1", 0), ("a2", 10), ("a2", 311), ("a3", 320)], forgotten_at=[50])
+    memory_intact = fifo_census_with_times([("a1", 0), ("a2", 10), ("a2", 110), ("a3", 120)], forgotten_at=[200])
+    without_times = fifo_census(["a1", "a2", "a2", "a3", "b1", "b2"], attempts=2)
+
+    for census in (past_the_window, memory_intact, without_times):
+        assert census.subscriber_duplicates == ["a2"] and census.dropped_on_aws == []
+        assert not census.holds()
