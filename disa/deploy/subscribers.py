@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from disa_lambda.models.ownership import NO_OWNER
+
 from disa.common import paths
 from disa.common.aws import Clients
 from disa.common.console import progress
@@ -90,6 +92,12 @@ def subscribe_in_both_regions(
     infos = {region: StackInfo.of(clients.in_region(region), stack) for region in StackInfo.of(clients, stack).regions}
     primary, secondary = infos
     owner = read_ownership(clients.in_region(primary), infos[primary].ownership_table, primary).owner
+    if owner == NO_OWNER:
+        # Neither region's consumer would be deployed active, and a failover ending after
+        # this deploy would not know to start it.
+        raise UserError(
+            "a failover is under way (nobody owns publishing): finish it (`disa failover --to REGION`), then subscribe"
+        )
     name = stack_name(stack, request.name)
 
     def two_region_parameters(region: str, peer_queue_arn: str, active: bool) -> dict[str, str]:

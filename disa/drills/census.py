@@ -19,10 +19,10 @@ part ended: on the local cloud, an engine restart can cut SNS's fan-out to SQS s
 (docs/engine-differences.md). The census counts those apart, so they are reported, not hidden;
 a large message among them is not required byte-exact, as it was never received.
 
-Likewise on FIFO topics, a second copy sent within the 5-minute deduplication window of the
-first, across a moment at which the local engine lost its deduplication memory (the drill's
-SNS outage deletes and re-creates the topic, and the FIFO queue forgets an id once its
-message is deleted), is one AWS drops: SNS keeps a deduplication id 5 minutes whatever
+Likewise on FIFO topics, a second copy with the first's deduplication id, sent within the
+5-minute deduplication window of the first, across a moment at which the local engine lost
+its deduplication memory (the drill's SNS outage deletes and re-creates the topic, and the
+FIFO queue forgets an id once its message is deleted), is one AWS drops: SNS keeps a deduplication id 5 minutes whatever
 happens to the queue. Disa republishes a message in doubt only inside that window, so such a
 copy is counted apart; a copy sent later than the window, or with no such moment between,
 breaks the guarantee.
@@ -123,7 +123,7 @@ def take_census(
     unreadable: int = 0,
     positions: Mapping[str, GroupPosition] | None = None,
     received_order: Sequence[str] = (),
-    copies_sent_at: Mapping[str, Sequence[float]] | None = None,
+    copies_sent_at: Mapping[str, Sequence[tuple[float, str]]] | None = None,
     dedup_forgotten_at: Sequence[float] = (),
 ) -> Census:
     """``items``: each inserted key's item as stored now (missing if deleted or unread);
@@ -133,7 +133,8 @@ def take_census(
     ``unreadable``: pointers received whose body could not be read.
     FIFO topics: ``positions``, each key's message group and messageSequence as sent;
     ``received_order``: the key of each message the FIFO queue returned, in receive order;
-    ``copies_sent_at``: when each copy of a key was sent to the queue (epoch seconds);
+    ``copies_sent_at``: when each copy of a key was sent to the queue (epoch seconds) and
+    its MessageDeduplicationId;
     ``dedup_forgotten_at``: when the engine lost its deduplication memory."""
     census = Census(
         inserted=len(inserted),
@@ -169,12 +170,12 @@ def take_census(
 def duplicates(
     inserted: Sequence[str],
     deliveries: Mapping[str, int],
-    copies_sent_at: Mapping[str, Sequence[float]],
+    copies_sent_at: Mapping[str, Sequence[tuple[float, str]]],
     forgotten_at: Sequence[float],
 ) -> tuple[list[str], list[str]]:
     """Each copy beyond a key's first, by key: those that break the guarantee, and those AWS
-    would have dropped (sent within the window of the first copy, with a loss of the engine's
-    deduplication memory between the two)."""
+    would have dropped (the first copy's deduplication id, sent within its window, with a
+    loss of the engine's deduplication memory between the two)."""
     broken, dropped = [], []
     for key in inserted:
         extra = deliveries.get(key, 0) - 1
@@ -184,10 +185,11 @@ def duplicates(
         if len(times) != extra + 1:  # copies without a send time: nothing shows AWS would drop them
             broken.extend([key] * extra)
             continue
-        first = times[0]
-        for later in times[1:]:
+        (first, first_id), later_copies = times[0], times[1:]
+        for later, dedup_id in later_copies:
             forgot = any(first < at < later for at in forgotten_at)
-            (dropped if forgot and later - first < DEDUPLICATION_WINDOW_SECONDS else broken).append(key)
+            aws_drops = forgot and dedup_id == first_id and later - first < DEDUPLICATION_WINDOW_SECONDS
+            (dropped if aws_drops else broken).append(key)
     return broken, dropped
 
 

@@ -134,9 +134,10 @@ class Chaos:
         self.numbered: Counter[str] = Counter()  # sequence numbers given out, per group
         # FIFO: each message the queue returned, in receive order: its key and MessageGroupId.
         self.received: list[tuple[str, str | None]] = []
-        self.sent_at: defaultdict[str, list[float]] = defaultdict(list)  # key -> when each copy was sent
+        # key -> when each copy was sent to the queue, and its MessageDeduplicationId
+        self.sent_at: defaultdict[str, list[tuple[float, str]]] = defaultdict(list)
         # FIFO: when the engine lost its deduplication memory (census.py): the SNS outage
-        # re-created the topic, or the engine restarted.
+        # re-created the topic (a clean engine restart keeps it).
         self.dedup_forgotten_at: list[float] = []
         self.found: dict[str, dict[str, Any]] = {}  # the run's items as the last census read them
 
@@ -249,7 +250,6 @@ class Chaos:
             half = len(keys) // 2
             self.insert(keys[:half])
             self.cloud.down()
-            self.dedup_forgotten_at.append(time.time())
             self.cloud.up()
             self.insert(keys[half:])
         else:
@@ -356,7 +356,8 @@ class Chaos:
                 attributes = received.get("Attributes", {})
                 self.received.append((key, attributes.get("MessageGroupId")))
                 if "SentTimestamp" in attributes:
-                    self.sent_at[key].append(int(attributes["SentTimestamp"]) / 1000)
+                    sent = int(attributes["SentTimestamp"]) / 1000
+                    self.sent_at[key].append((sent, attributes.get("MessageDeduplicationId", "")))
                 if key in self.sent_digests:
                     self.received_digests[key].append(hashlib.sha256(body.encode("utf-8")).hexdigest())
 

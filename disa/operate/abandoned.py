@@ -11,10 +11,17 @@ import uuid
 from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
-from disa_lambda.dal.groups import CURSOR_POSITION, GroupLedger
+from disa_lambda.dal.groups import GroupLedger
+from disa_lambda.dal.payloads import PayloadBucket
 from disa_lambda.logic import attempts, clock, payloads
-from disa_lambda.models.exceptions import ItemUnpublishable
-from disa_lambda.models.group import FIRST_SEQUENCE, AbandonedInGroup, GroupPosition, position_of
+from disa_lambda.models.exceptions import (
+    ItemUnpublishable,
+    PayloadObjectForbidden,
+    PayloadObjectMissing,
+    PayloadUnavailable,
+)
+from disa_lambda.models.group import AbandonedInGroup, GroupPosition, position_of
+from disa_lambda.models.pointer import ObjectRef
 from disa_lambda.models.status import ATTENTION_INDEX_NAME, DUE_INDEX_SHARDS, Field, Status
 
 from disa.common.aws import Clients
@@ -162,9 +169,7 @@ def _check_body_left(clients: Clients, info: StackInfo, key: dict[str, Any], ite
     if named is None or named.source is None:
         return
     s3 = clients("s3")
-    if _exists(s3, info.payload_bucket, named.key, info.account) or _exists(
-        s3, named.source.bucket, named.source.key, info.account
-    ):
+    if not _gone(PayloadBucket(info.payload_bucket, info.account, client=s3, copy_client=s3), named.key, named.source):
         return
     shown = show_key(key[info.key_name])
     raise UserError(
@@ -175,14 +180,20 @@ def _check_body_left(clients: Clients, info: StackInfo, key: dict[str, Any], ite
     )
 
 
-def _exists(s3: Any, bucket: str, key: str, owner: str) -> bool:
-    """Whether the object is there; one Disa's operator may not see (403) counts as there:
-    the retry job, with the stack's roles, finds out."""
+def _gone(bucket: PayloadBucket, stored_key: str, source: ObjectRef) -> bool:
+    """Whether both Disa's stored copy and the object it was taken from are gone. One the
+    operator may not read (403, an S3 fault) counts as there: the retry job, with the
+    stack's roles, finds out."""
+    with contextlib.suppress(PayloadUnavailable):
+        if bucket.stored(stored_key) is not None:
+            return False
     try:
-        s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner)
-    except ClientError as error:
-        return error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NoSuchBucket")
-    return True
+        bucket.size_of(source)
+    except PayloadObjectMissing:
+        return True
+    except (PayloadObjectForbidden, PayloadUnavailable):
+        pass
+    return False
 
 
 def backfill(clients: Clients, info: StackInfo) -> int:
@@ -268,7 +279,8 @@ def _update(
         if turn is None:
             ddb.update_item(**write)
         else:
-            ddb.transact_write_items(TransactItems=[{"ConditionCheck": _turn_check(info, turn)}, {"Update": write}])
+            check = GroupLedger(info.groups_table, ddb).turn_condition(turn.group, turn.sequence)
+            ddb.transact_write_items(TransactItems=[{"ConditionCheck": check}, {"Update": write}])
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
@@ -283,20 +295,6 @@ def _update(
                 "(see `disa abandoned list`, or `disa show KEY`)"
             ) from error
         raise
-
-
-def _turn_check(info: StackInfo, turn: GroupPosition) -> dict[str, Any]:
-    """The group's turn is still ``turn`` (dal/groups.py: row 0's ``next``, absent before 1 moved)."""
-    condition = "#next = :turn"
-    if turn.sequence == FIRST_SEQUENCE:
-        condition = f"attribute_not_exists(#next) OR {condition}"
-    return {
-        "TableName": info.groups_table,
-        "Key": {"group": {"S": turn.group}, "position": {"N": str(CURSOR_POSITION)}},
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": {"#next": "next"},
-        "ExpressionAttributeValues": {":turn": {"N": str(turn.sequence)}},
-    }
 
 
 def _shard(clients: Clients, info: StackInfo, shard: int) -> Iterator[dict[str, Any]]:

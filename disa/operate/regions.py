@@ -82,7 +82,7 @@ def initial_ownership(clients: Clients, table: str, primary: str, log: Callable[
         if "ConditionalCheckFailed" not in str(error):
             raise
         current = read_ownership(clients, table, primary)
-        log(f"ownership: {current.owner} publishes (epoch {current.epoch}, kept)")
+        log(f"ownership: {current.owner or NOBODY_LABEL} publishes (epoch {current.epoch}, kept)")
 
 
 @dataclass
@@ -144,15 +144,27 @@ def failover(
                 "move may happen twice (README, Two regions)"
             ) from error
         unanswered = _short(error)
+    report = FailoverReport(to=to_region, came_from=old.region, epoch=0, fenced=False)
+    if not unanswered:
+        # First, so that they do not fail their batches back to the queue (receives that
+        # count towards the dead-letter queue) while nobody owns.
+        report.consumers_disabled = _set_consumers(old, stack, enabled=False)
     try:
         record = hand_over(None if unanswered else old, new, info.ownership_table, pair.primary, log)
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, ReleaseNotReplicated) as error:
         if not force or unanswered:
+            if isinstance(error, ReleaseNotReplicated):
+                raise UserError(
+                    f"{error}; nobody publishes until the failover ends: run `disa failover --to {to_region}` again "
+                    f"(with --force if {old.region} cannot replicate to {to_region})"
+                ) from error
             raise
-        unanswered = _short(error)  # it stopped answering during its release
+        # The old region stopped answering, or its release does not replicate: it released
+        # (or never will act on an owner it cannot read), so the new owner is named at once.
+        unanswered = _short(error)
         record = hand_over(None, new, info.ownership_table, pair.primary, log)
     written = time.monotonic()
-    report = FailoverReport(to=to_region, came_from=old.region, epoch=record.epoch, fenced=False)
+    report.epoch = record.epoch
     if not unanswered:
         try:
             _fence(old, new, stack, info, record, report, log)
@@ -182,6 +194,10 @@ def failover(
     return report
 
 
+class ReleaseNotReplicated(UserError):
+    """The old owner released the record, and the release did not reach the new region."""
+
+
 def hand_over(
     old: Clients | None, new: Clients, table: str, primary: str, log: Callable[[str], None] = progress
 ) -> OwnershipRecord:
@@ -204,18 +220,21 @@ def hand_over(
         else:
             release = at_old  # released by an earlier, interrupted run, or never the owner
         released = time.monotonic()
-        _wait_until(
-            lambda: read_ownership(new, table, primary).epoch >= release.epoch,
-            f"the ownership record's release replicating to {to_region}",
-        )
+        try:
+            _wait_until(
+                lambda: read_ownership(new, table, primary).epoch >= release.epoch,
+                f"the ownership record's release replicating to {to_region}",
+            )
+        except UserError as error:
+            raise ReleaseNotReplicated(str(error)) from error
         # The old region's functions read the record at most CACHE_SECONDS ago: after that
         # none of them acts as the owner. A release found already written is waited out too.
         time.sleep(max(0.0, released + CACHE_SECONDS + SETTLE_MARGIN_SECONDS - time.monotonic()))
         current = read_ownership(new, table, primary)
         if current.owner == to_region:
             return current
-        if current.owner not in (NO_OWNER, old.region) and current.epoch > release.epoch:
-            raise UserError(f"another failover named {current.owner} meanwhile; run `disa failover` again")
+        if current.owner != NO_OWNER:
+            raise UserError(f"another failover named {current.owner or 'nobody'} meanwhile; run `disa failover` again")
     record = current.handed_to(to_region, _now_iso())
     _write_record(new, table, record, current)
     log(f"ownership record: {to_region} publishes from epoch {record.epoch} (was {current.owner or 'nobody'})")
@@ -223,7 +242,9 @@ def hand_over(
 
 
 def _write_record(clients: Clients, table: str, record: OwnershipRecord, read: OwnershipRecord) -> None:
-    """Conditional on the epoch read: two failovers at once cannot both win."""
+    """Conditional on the epoch read in that region. A condition on a global table is
+    checked against the local replica only, so two failovers run at once from different
+    places are not serialised (README): run one at a time."""
     if read.epoch == FIRST_EPOCH:
         condition = {
             "ConditionExpression": "attribute_not_exists(#scope)",
@@ -254,7 +275,6 @@ def _fence(
     report: FailoverReport,
     log: Callable[[str], None],
 ) -> None:
-    report.consumers_disabled = _set_consumers(old, stack, enabled=False)
     # A run after a --force one finds the new owner written in the new region alone: the old
     # region may still name itself until the record replicates there.
     _wait_until(
@@ -353,7 +373,8 @@ def _sweep_segment(clients: Clients, info: StackInfo, segment: int) -> dict[str,
         request = {"takeover": {"segment": segment, "segments": TAKEOVER_SEGMENTS, "startKey": start_key}}
         payload = invoke_retry_function(clients, info, request)
         if payload.get("skipped"):
-            raise UserError(f"{clients.region} does not own publishing yet (the record says {payload.get('owner')})")
+            owner = payload.get("owner") or NOBODY_LABEL
+            raise UserError(f"{clients.region} does not own publishing yet (the record says {owner})")
         for name in totals:
             totals[name] += int(payload.get(name, 0))
         if payload.get("done"):

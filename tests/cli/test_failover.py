@@ -15,6 +15,7 @@ import pytest
 from disa_lambda.models.ownership import KEY, NO_OWNER, OwnershipRecord
 
 from disa.common.aws import Clients, Target
+from disa.common.errors import UserError
 from disa.operate import regions
 
 PRIMARY, SECONDARY = "us-east-1", "us-west-2"
@@ -135,3 +136,17 @@ def test_nobody_owns_a_released_record():
     assert (released.owner, released.epoch, released.previous) == (NO_OWNER, 5, PRIMARY)
     assert OwnershipRecord.from_item({**KEY, **released.to_item()}, PRIMARY) == released
     assert released.handed_to(SECONDARY, "2026-12-02T00:00:01Z").previous == PRIMARY
+
+
+def test_a_failover_back_to_the_old_owner_meanwhile_stops_the_handover_rather_than_name_two(replicas, monkeypatch):
+    real_sleep = time.sleep
+
+    def another_failover_while_waiting(seconds: float) -> None:
+        # Someone else runs `disa failover --to us-east-1` while this one waits out the cache.
+        replicas.put(SECONDARY, OwnershipRecord(owner=PRIMARY, epoch=9))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(regions.time, "sleep", another_failover_while_waiting)
+    with pytest.raises(UserError, match="another failover named us-east-1 meanwhile"):
+        regions.hand_over(replicas.clients[PRIMARY], replicas.clients[SECONDARY], TABLE, PRIMARY, log=print)
+    assert replicas.read(SECONDARY).owner == PRIMARY  # not overwritten with a second owner

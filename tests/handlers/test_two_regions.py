@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from disa_lambda.dal import ownership as ownership_reader
 from disa_lambda.handlers import retry, trigger
-from disa_lambda.models.ownership import OwnershipRecord
+from disa_lambda.models.metrics import Count
+from disa_lambda.models.ownership import NO_OWNER, OwnershipRecord
 from disa_lambda.models.status import Field, Status
 
 from tests.support.events import load_event, stream_event, stream_record
@@ -62,6 +63,24 @@ def test_the_retry_job_of_a_region_that_does_not_own_retries_nothing(moto_stack,
 
     assert result == {"skipped": True, "owner": SECONDARY_REGION}
     assert moto_stack.status("f1") is None
+
+
+def test_the_passive_retry_job_beats_but_while_nobody_owns_neither_region_does(moto_stack, context):
+    own(moto_stack, SECONDARY_REGION, epoch=2)
+    retry.lambda_handler(load_event("scheduled-event"), context)
+    assert moto_stack.metric_sum(Count.RETRY_JOB_RUNS) == 1  # passive, and its job works
+
+    released = OwnershipRecord(owner=SECONDARY_REGION, epoch=2).released("2026-12-02T00:00:01Z")
+    moto_stack.clients["dynamodb"].put_item(TableName=moto_stack.ownership_table, Item=released.to_item())
+    moto_stack.put({"id": {"S": "n1"}, "message": {"S": "inserted while nobody owns"}})
+
+    assert retry.lambda_handler(load_event("scheduled-event"), context) == {"skipped": True, "owner": NO_OWNER}
+    assert trigger.lambda_handler(stream_event(stream_record(moto_stack.item("n1"))), context) == {
+        "batchItemFailures": []
+    }
+    # No heartbeat: the retry-job-stopped alarm says that nothing retries, in both regions.
+    assert moto_stack.metric_sum(Count.RETRY_JOB_RUNS) == 1
+    assert moto_stack.status("n1") is None  # left for the new owner's takeover sweep
 
 
 def test_the_takeover_sweep_takes_in_every_item_without_a_status_at_once(moto_stack, context):

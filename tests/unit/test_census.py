@@ -155,14 +155,15 @@ def test_waiting_items_are_not_settled_and_a_standard_census_has_no_fifo_lines()
     assert Status.WAITING not in labels
 
 
-def fifo_census_with_times(received: list[tuple[str, float]], forgotten_at: list[float]):
-    """``received``: each copy's key and the time it was sent to the queue, in receive order."""
+def fifo_census_with_times(received: list[tuple[str, float]], forgotten_at: list[float], other_id: float = -1):
+    """``received``: each copy's key and the time it was sent to the queue, in receive order;
+    the copy sent at ``other_id`` has a deduplication id of its own, the others their key."""
     positions = {f"a{n}": GroupPosition("a", n) for n in (1, 2, 3)}
     items = {key: item(Status.SUCCESSFUL, 2, message_id="m") for key in positions}
     order = [key for key, _ in received]
     sent_at: dict[str, list[float]] = {}
     for key, at in received:
-        sent_at.setdefault(key, []).append(at)
+        sent_at.setdefault(key, []).append((at, f"other-{key}" if at == other_id else key))
     return take_census(
         items,
         list(items),
@@ -188,11 +189,12 @@ def test_a_copy_aws_would_have_dropped_is_counted_apart_and_not_judged_for_order
     )
 
 
-def test_a_copy_past_the_window_or_with_the_engines_memory_intact_breaks_the_guarantee():
+def test_a_copy_past_the_window_with_another_id_or_the_engines_memory_intact_breaks_the_guarantee():
     past_the_window = fifo_census_with_times([("a1", 0), ("a2", 10), ("a2", 311), ("a3", 320)], forgotten_at=[50])
     memory_intact = fifo_census_with_times([("a1", 0), ("a2", 10), ("a2", 110), ("a3", 120)], forgotten_at=[200])
+    another_id = fifo_census_with_times([("a1", 0), ("a2", 10), ("a2", 110), ("a3", 120)], [50], other_id=110)
     without_times = fifo_census(["a1", "a2", "a2", "a3", "b1", "b2"], attempts=2)
 
-    for census in (past_the_window, memory_intact, without_times):
+    for census in (past_the_window, memory_intact, another_id, without_times):
         assert census.subscriber_duplicates == ["a2"] and census.dropped_on_aws == []
         assert not census.holds()

@@ -56,20 +56,35 @@ class GroupLedger:
     def advance(self, group: str, past: int) -> bool:
         """Move the group's turn from ``past`` to the sequence after it. False if the turn
         was not at ``past`` (another caller moved it already)."""
-        condition = "#next = :past"
-        if past == FIRST_SEQUENCE:
-            condition = f"attribute_not_exists(#next) OR {condition}"
+        at_past = self.turn_condition(group, past)
         return self._conditionally(
             lambda: self._client.update_item(
-                TableName=self._table,
-                Key=self._row(group, CURSOR_POSITION),
-                UpdateExpression="SET #next = :after",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#next": "next"},
-                ExpressionAttributeValues={":past": {"N": str(past)}, ":after": {"N": str(past + 1)}},
+                **{
+                    **at_past,
+                    "UpdateExpression": "SET #next = :after",
+                    "ExpressionAttributeValues": {
+                        **at_past["ExpressionAttributeValues"],
+                        ":after": {"N": str(past + 1)},
+                    },
+                }
             ),
             f"moving the turn of message group {group!r}",
         )
+
+    def turn_condition(self, group: str, sequence: int) -> dict[str, Any]:
+        """That the group's turn is ``sequence`` (row 0's ``next``, absent until the first
+        message moved it), as a condition on that row: for a conditional write, or a
+        transaction's ConditionCheck (`disa abandoned requeue`)."""
+        condition = "#next = :turn"
+        if sequence == FIRST_SEQUENCE:
+            condition = f"attribute_not_exists(#next) OR {condition}"
+        return {
+            "TableName": self._table,
+            "Key": self._row(group, CURSOR_POSITION),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#next": "next"},
+            "ExpressionAttributeValues": {":turn": {"N": str(sequence)}},
+        }
 
     @staticmethod
     def _conditionally(write: Callable[[], Any], what: str) -> bool:

@@ -31,6 +31,7 @@ from disa_lambda.logic import clock, gauges, retries, sweep
 from disa_lambda.logic.ordering import Sequencer, sequencer_for
 from disa_lambda.models.exceptions import StoreUnavailable
 from disa_lambda.models.metrics import Count
+from disa_lambda.models.ownership import NO_OWNER
 from disa_lambda.models.settings import RetrySettings
 from disa_lambda.observability import logger
 
@@ -91,7 +92,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if TAKEOVER in event:
         return _take_over(deps, event[TAKEOVER], remaining_ms) if deps.ownership.owns() else _skipped(deps)
     if not deps.ownership.owns():
-        report_run(deps, {}, context.get_remaining_time_in_millis)
+        # The passive region beats too, so its retry-job-stopped alarm means its job is
+        # broken; but while nobody owns (a failover left half done) neither region does,
+        # and the alarm says so in both instead of OK.
+        if deps.ownership.record().owner != NO_OWNER:
+            report_run(deps, {}, context.get_remaining_time_in_millis)
         return _skipped(deps)
     sweep_budget_ms = 1000 * deps.settings.SWEEP_SECONDS_PER_RUN if deps.settings.SWEEP_SEGMENTS else 0
 
@@ -153,7 +158,10 @@ def report_run(deps: RetryDependencies, counts: dict[str, int], remaining_ms: Ca
 
 def _skipped(deps: RetryDependencies) -> dict[str, Any]:
     owner = deps.ownership.record().owner
-    logger.info("retry run skipped: another region owns publishing", owner=owner)
+    if owner == NO_OWNER:
+        logger.warning("retry run skipped: nobody owns publishing; finish the failover (`disa failover --to REGION`)")
+    else:
+        logger.info("retry run skipped: another region owns publishing", owner=owner)
     return {"skipped": True, "owner": owner}
 
 
