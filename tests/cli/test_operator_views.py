@@ -434,11 +434,17 @@ class Terminal:
                 return screen
             time.sleep(0.25)
 
-    def dead(self) -> tuple[bool, str]:
-        dead, _, code = self.tmux("display-message", "-p", "-t", "watch", "#{pane_dead} #{pane_dead_status}").partition(
-            " "
-        )
-        return dead == "1", code.strip()
+    def ending(self) -> str:
+        """How the pane's process ended: "exit N", "signal N", or "" while it runs.
+
+        tmux marks a pane dead when its terminal closes and learns the exit status only when it
+        reaps the process a moment later, so a pane can be dead with no status yet: wait for both."""
+        dead, status, signal = self.tmux(
+            "display-message", "-p", "-t", "watch", "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
+        ).strip().split("|")
+        if dead != "1":
+            return ""
+        return f"exit {status}" if status else f"signal {signal}" if signal else ""
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not on PATH: the live view needs a real terminal")
@@ -496,9 +502,9 @@ def test_watch_in_a_real_terminal_refreshes_in_place_and_ends_on_ctrl_c(moto_end
         # When the user presses Ctrl-C, then the view ends with 0 and no traceback
         terminal.tmux("send-keys", "-t", "watch", "C-c")
         deadline = time.monotonic() + 20
-        while not terminal.dead()[0] and time.monotonic() < deadline:
+        while not terminal.ending() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert terminal.dead() == (True, "0")
+        assert terminal.ending() == "exit 0"
         last = terminal.screen()
         assert "Traceback" not in last and "KeyboardInterrupt" not in last, last
         assert last.count(HEADING) == 1, last
