@@ -24,6 +24,7 @@ from disa_lambda.models.status import Field, Status
 from rich.console import Console
 
 from disa.common.aws import Clients, Target
+from disa.common.aws_helpers import wait_until
 from disa.operate import screens, status
 from disa.operate.stack import StackInfo
 from disa.operate.subscribers import subscribers
@@ -427,21 +428,18 @@ class Terminal:
         return self.tmux("capture-pane", "-p", "-t", "watch")
 
     def wait_for(self, condition, timeout: float = 40) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if condition(screen) or time.monotonic() > deadline:
-                return screen
-            time.sleep(0.25)
+        return wait_until(self.screen, condition, timeout=timeout, interval=0.25)
 
     def ending(self) -> str:
         """How the pane's process ended: "exit N", "signal N", or "" while it runs.
 
         tmux marks a pane dead when its terminal closes and learns the exit status only when it
         reaps the process a moment later, so a pane can be dead with no status yet: wait for both."""
-        dead, status, signal = self.tmux(
-            "display-message", "-p", "-t", "watch", "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
-        ).strip().split("|")
+        dead, status, signal = (
+            self.tmux("display-message", "-p", "-t", "watch", "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}")
+            .strip()
+            .split("|")
+        )
         if dead != "1":
             return ""
         return f"exit {status}" if status else f"signal {signal}" if signal else ""
@@ -501,10 +499,7 @@ def test_watch_in_a_real_terminal_refreshes_in_place_and_ends_on_ctrl_c(moto_end
 
         # When the user presses Ctrl-C, then the view ends with 0 and no traceback
         terminal.tmux("send-keys", "-t", "watch", "C-c")
-        deadline = time.monotonic() + 20
-        while not terminal.ending() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert terminal.ending() == "exit 0"
+        assert wait_until(terminal.ending, bool, timeout=20, interval=0.2) == "exit 0"
         last = terminal.screen()
         assert "Traceback" not in last and "KeyboardInterrupt" not in last, last
         assert last.count(HEADING) == 1, last
